@@ -1,0 +1,98 @@
+"""One PCE block: reduce -> route -> experts (dispatch) -> combine -> residual -> context.
+
+Legend: ``b`` batch, ``c`` block channels, ``ce`` expert channels, ``h, w`` map size,
+``n`` patches per image, ``k`` experts per patch.
+"""
+from typing import Optional
+
+import torch
+from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule
+
+from .context import DeformableContext
+from .dispatch import DISPATCHERS, PatchGrid
+from .experts import ConvExperts
+from .router import PatchRouter, Routing
+
+__all__ = ['PCEBlock']
+
+
+class PCEBlock(BaseModule):
+    """A bottleneck block whose middle convolution is a routed bank of experts.
+
+    ``x -> 1x1 reduce (c -> ce) -> router picks top-k experts per patch -> experts (k x k,
+    ce -> ce) on their patches -> weighted sum -> 1x1 (ce -> c) + norm -> + x -> ReLU ->
+    deformable attention (optional)``.
+
+    Args:
+        channels: input and output channels.
+        expert_channels: width the experts work at (the bottleneck).
+        num_experts: experts in the bank, ``e``.
+        top_k: experts run per patch, ``k``.
+        patch_size: side of a routed patch, in pixels of this block's map.
+        expert_kernel: kernel size of each expert's convolution (odd).
+        dispatch: ``'sparse'`` (only the chosen experts run) or ``'dense'`` (reference).
+        residual: add the input to the combined output.
+        with_context: end with :class:`DeformableContext`.
+        router_cfg: extra arguments of :class:`PatchRouter`.
+        context_cfg: extra arguments of :class:`DeformableContext`.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 expert_channels: int,
+                 num_experts: int = 8,
+                 top_k: int = 2,
+                 patch_size: int = 8,
+                 expert_kernel: int = 3,
+                 dispatch: str = 'sparse',
+                 residual: bool = True,
+                 with_context: bool = False,
+                 router_cfg: Optional[dict] = None,
+                 context_cfg: Optional[dict] = None,
+                 conv_cfg: Optional[dict] = None,
+                 norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        if patch_size < 1:
+            raise ValueError(f'patch_size must be >= 1, got {patch_size}')
+        if dispatch not in DISPATCHERS:
+            raise ValueError(f'dispatch must be one of {sorted(DISPATCHERS)}, got {dispatch!r}')
+        self.patch_size = patch_size
+        self.dispatch = dispatch
+        self.residual = residual
+        self.reduce = ConvModule(channels, expert_channels, 1, conv_cfg=conv_cfg,
+                                 norm_cfg=norm_cfg)
+        self.router = PatchRouter(expert_channels, num_experts, top_k, **(router_cfg or {}))
+        self.experts = ConvExperts(num_experts, expert_channels, expert_channels,
+                                   expert_kernel, conv_cfg=conv_cfg, norm_cfg=norm_cfg)
+        self.combine = ConvModule(expert_channels, channels, 1, conv_cfg=conv_cfg,
+                                  norm_cfg=norm_cfg, act_cfg=None)
+        self.context = DeformableContext(channels, **(context_cfg or {})) \
+            if with_context else None
+
+    @property
+    def num_experts(self) -> int:
+        return self.router.num_experts
+
+    @property
+    def top_k(self) -> int:
+        return self.router.top_k
+
+    def route(self, h: torch.Tensor, grid: PatchGrid) -> Routing:
+        """Routing of every patch of ``h`` (``(b, ce, h, w)``) on ``grid``."""
+        return self.router(grid.pool(h), grid.centres(h.device))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.reduce(x)                                          # (b, ce, h, w)
+        grid = PatchGrid(h.shape[2], h.shape[3], self.patch_size)
+        routing = self.route(h, grid)
+        y = DISPATCHERS[self.dispatch](h, grid, self.experts, routing.indices,
+                                       routing.weights, self.experts.halo)
+        y = self.combine(y)                                         # (b, c, h, w)
+        if self.residual:
+            y = y + x
+        y = y.relu()
+        if self.context is not None:
+            y = self.context(y)
+        return y

@@ -1,0 +1,143 @@
+"""The patch grid, and dispatch of patches to their experts.
+
+Legend: ``b`` batch, ``c`` channels, ``h, w`` map size, ``p`` patch side, ``q = p + 2 * halo``
+patch side with its halo, ``gh, gw`` grid rows and columns, ``n = gh * gw`` patches per
+image, ``e`` experts, ``k`` experts per patch, ``m = b * n * k`` routed assignments.
+
+Sparse dispatch gathers, for each expert, the patches routed to it (with a halo of
+neighbouring pixels), runs the expert once on that batch and scatters the weighted outputs
+back: only the ``k`` chosen experts run on a patch. Dense dispatch runs every expert on the
+whole map and masks the results; it is the reference the sparse path is tested against.
+"""
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ['PatchGrid', 'sparse_dispatch', 'dense_dispatch', 'DISPATCHERS']
+
+
+@dataclass(frozen=True)
+class PatchGrid:
+    """A grid of ``patch x patch`` cells over an ``height x width`` map.
+
+    A map whose sides are not multiples of ``patch`` is padded at the bottom and right; the
+    padding is cropped away again by :meth:`fold`.
+    """
+    height: int
+    width: int
+    patch: int
+
+    @property
+    def rows(self) -> int:
+        return -(-self.height // self.patch)
+
+    @property
+    def cols(self) -> int:
+        return -(-self.width // self.patch)
+
+    @property
+    def num_patches(self) -> int:
+        return self.rows * self.cols
+
+    def _valid_extent(self, size: int, cells: int, device) -> torch.Tensor:
+        start = torch.arange(cells, device=device) * self.patch
+        return (size - start).clamp(max=self.patch)
+
+    def centres(self, device=None) -> torch.Tensor:
+        """``(n, 2)`` centres ``(y, x)`` in ``[0, 1]`` of each patch's part inside the map."""
+        ext_y = self._valid_extent(self.height, self.rows, device)
+        ext_x = self._valid_extent(self.width, self.cols, device)
+        cy = (torch.arange(self.rows, device=device) * self.patch + ext_y / 2) / self.height
+        cx = (torch.arange(self.cols, device=device) * self.patch + ext_x / 2) / self.width
+        grid_y, grid_x = torch.meshgrid(cy, cx, indexing='ij')
+        return torch.stack([grid_y, grid_x], dim=-1).reshape(-1, 2).float()
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """``(b, c, h, w) -> (b, n, c)``: the mean of each patch's pixels inside the map."""
+        p = self.patch
+        padded = F.pad(x, (0, self.cols * p - self.width, 0, self.rows * p - self.height))
+        sums = F.avg_pool2d(padded, p) * (p * p)                    # (b, c, gh, gw)
+        ext_y = self._valid_extent(self.height, self.rows, x.device)
+        ext_x = self._valid_extent(self.width, self.cols, x.device)
+        counts = (ext_y[:, None] * ext_x[None, :]).to(x.dtype)     # (gh, gw)
+        return (sums / counts).flatten(2).transpose(1, 2)
+
+    def windows(self, x: torch.Tensor, halo: int) -> torch.Tensor:
+        """``(b, c, h, w) -> (b, c, gh, gw, q, q)``, a view of overlapping patches with halo.
+
+        Zero padding of ``halo`` around the map is what a full-map convolution with
+        ``padding=halo`` sees, so an expert applied to a window without padding gives that
+        convolution's output restricted to the patch.
+        """
+        p, q = self.patch, self.patch + 2 * halo
+        padded = F.pad(x, (halo, self.cols * p - self.width + halo,
+                           halo, self.rows * p - self.height + halo))
+        return padded.unfold(2, q, p).unfold(3, q, p)
+
+    def fold(self, patches: torch.Tensor, batch: int) -> torch.Tensor:
+        """``(b * n, c, p, p) -> (b, c, h, w)``: patches back in place, padding cropped."""
+        c, p = patches.shape[1], self.patch
+        x = patches.view(batch, self.rows, self.cols, c, p, p)
+        x = x.permute(0, 3, 1, 4, 2, 5).reshape(batch, c, self.rows * p, self.cols * p)
+        return x[:, :, :self.height, :self.width]
+
+    def expand(self, per_patch: torch.Tensor) -> torch.Tensor:
+        """``(b, n, e) -> (b, e, h, w)``: a per-patch value painted over its pixels."""
+        b, _, e = per_patch.shape
+        x = per_patch.transpose(1, 2).reshape(b, e, self.rows, self.cols)
+        x = x.repeat_interleave(self.patch, 2).repeat_interleave(self.patch, 3)
+        return x[:, :, :self.height, :self.width]
+
+
+def sparse_dispatch(x: torch.Tensor, grid: PatchGrid, experts: Sequence[nn.Module],
+                    indices: torch.Tensor, weights: torch.Tensor, halo: int) -> torch.Tensor:
+    """Runs each patch through its ``k`` experts only and sums them with ``weights``.
+
+    Args:
+        x: ``(b, c, h, w)`` expert input.
+        indices: ``(b, n, k)`` chosen experts per patch.
+        weights: ``(b, n, k)`` their weights.
+        halo: pixels of context each side of a patch (``kernel_size // 2``).
+    Returns:
+        ``(b, c_out, h, w)``.
+    """
+    b, n, k = indices.shape
+    flat = indices.reshape(-1)                                     # (m,)
+    order = torch.argsort(flat, stable=True)                       # assignments by expert
+    counts = torch.bincount(flat, minlength=len(experts)).tolist()
+    patch = order // k                                             # (m,) in [0, b * n)
+    image, cell = patch // n, patch % n
+    win = grid.windows(x, halo)                                    # (b, c, gh, gw, q, q)
+    inputs = win[image, :, cell // grid.cols, cell % grid.cols]    # (m, c, q, q)
+    # Every expert runs, on an empty batch when it has no patches: that keeps all of them in
+    # the autograd graph (DDP needs no find_unused_parameters) and keeps SyncBN's collective
+    # calls in step across ranks.
+    outputs = torch.cat([expert(chunk) for expert, chunk
+                         in zip(experts, inputs.split(counts))])   # (m, c_out, p, p)
+    outputs = outputs * weights.reshape(-1)[order].view(-1, 1, 1, 1).to(outputs.dtype)
+    combined = outputs.new_zeros((b * n, ) + outputs.shape[1:])
+    combined.index_add_(0, patch, outputs)                         # (b * n, c_out, p, p)
+    return grid.fold(combined, b)
+
+
+def dense_dispatch(x: torch.Tensor, grid: PatchGrid, experts: Sequence[nn.Module],
+                   indices: torch.Tensor, weights: torch.Tensor, halo: int) -> torch.Tensor:
+    """Reference: every expert on the whole map, masked by its routing weight per patch.
+
+    Costs ``e / k`` times the sparse path; in eval mode both give the same output (in
+    training, BatchNorm statistics differ: here each expert normalises over the whole map).
+    """
+    dense = weights.new_zeros(indices.shape[:2] + (len(experts), ))
+    dense.scatter_(-1, indices, weights)                           # (b, n, e)
+    masks = grid.expand(dense)                                     # (b, e, h, w)
+    padded = F.pad(x, (halo, ) * 4)
+    out = 0
+    for i, expert in enumerate(experts):
+        out = out + masks[:, i:i + 1].to(x.dtype) * expert(padded)
+    return out
+
+
+DISPATCHERS = {'sparse': sparse_dispatch, 'dense': dense_dispatch}

@@ -1,0 +1,91 @@
+"""Sparse dispatch: exact (halo), equal to the dense reference, and cost growing with k."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pce_mm.models import PCEBlock, PatchGrid, dense_dispatch, sparse_dispatch
+from pce_mm.models.experts import ConvExperts
+
+
+def distinct_routing(b, n, e, k):
+    indices = torch.stack([torch.randperm(e)[:k] for _ in range(b * n)]).view(b, n, k)
+    weights = torch.rand(b, n, k).softmax(-1)
+    return indices, weights
+
+
+@pytest.mark.parametrize('size', [(16, 16), (13, 21), (3, 5), (1, 1), (40, 9)])
+@pytest.mark.parametrize('kernel', [1, 3, 5])
+def test_halo_makes_patch_output_equal_full_map_conv(size, kernel):
+    experts = ConvExperts(1, 6, 5, kernel, norm_cfg=None, act_cfg=None)
+    x = torch.randn(2, 6, *size)
+    grid = PatchGrid(*size, patch=4)
+    ones = torch.ones(2, grid.num_patches, 1)
+    out = sparse_dispatch(x, grid, experts, ones.long() * 0, ones, experts.halo)
+    conv = experts.experts[0].conv
+    ref = F.conv2d(x, conv.weight, conv.bias, padding=kernel // 2)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize('size', [(16, 16), (13, 21), (2, 3), (33, 8)])
+def test_sparse_equals_dense_dispatch(size):
+    experts = ConvExperts(8, 6, 4, 3).eval()
+    x = torch.randn(2, 6, *size)
+    grid = PatchGrid(*size, patch=4)
+    indices, weights = distinct_routing(2, grid.num_patches, 8, 2)
+    with torch.no_grad():
+        sparse = sparse_dispatch(x, grid, experts, indices, weights, 1)
+        dense = dense_dispatch(x, grid, experts, indices, weights, 1)
+    torch.testing.assert_close(sparse, dense, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize('size', [(32, 32), (19, 27), (5, 3)])
+def test_block_sparse_equals_dense_in_eval(size, randomise_norm_stats):
+    block = PCEBlock(32, 16, num_experts=8, top_k=2, patch_size=4, with_context=True)
+    randomise_norm_stats(block).eval()
+    x = torch.randn(2, 32, *size)
+    with torch.no_grad():
+        sparse = block(x)
+        block.dispatch = 'dense'
+        dense = block(x)
+    torch.testing.assert_close(sparse, dense, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize('top_k', [1, 2, 4])
+def test_sparse_dispatch_runs_each_patch_through_k_experts_only(top_k):
+    experts = ConvExperts(8, 4, 4, 3)
+    seen = []
+    for expert in experts:
+        expert.register_forward_hook(lambda m, inp, out: seen.append(inp[0].shape[0]))
+    grid = PatchGrid(24, 20, patch=4)
+    indices, weights = distinct_routing(3, grid.num_patches, 8, top_k)
+    sparse_dispatch(torch.randn(3, 4, 24, 20), grid, experts, indices, weights, 1)
+    assert len(seen) == 8                                  # every expert called once
+    assert sum(seen) == 3 * grid.num_patches * top_k       # on k patches' worth of input
+
+
+def test_every_expert_gets_gradient_even_without_patches():
+    experts = ConvExperts(4, 4, 4, 3)
+    grid = PatchGrid(8, 8, patch=4)
+    indices = torch.zeros(1, grid.num_patches, 1, dtype=torch.long)   # all to expert 0
+    out = sparse_dispatch(torch.randn(1, 4, 8, 8), grid, experts, indices,
+                          torch.ones(1, grid.num_patches, 1), 1)
+    out.sum().backward()
+    for expert in experts:
+        assert expert.conv.weight.grad is not None
+
+
+def test_grid_pool_is_mean_of_pixels_inside_the_map():
+    x = torch.randn(2, 3, 10, 7)
+    grid = PatchGrid(10, 7, patch=4)                       # 3 x 2 cells, bottom/right partial
+    pooled = grid.pool(x)
+    assert pooled.shape == (2, 6, 3)
+    torch.testing.assert_close(pooled[:, 5], x[:, :, 8:10, 4:7].mean((2, 3)))
+    torch.testing.assert_close(pooled[:, 0], x[:, :, 0:4, 0:4].mean((2, 3)))
+
+
+def test_grid_centres_lie_in_the_unit_square_at_valid_part_centres():
+    grid = PatchGrid(10, 7, patch=4)
+    centres = grid.centres()
+    assert centres.shape == (6, 2)
+    assert centres.min() > 0 and centres.max() < 1
+    torch.testing.assert_close(centres[5], torch.tensor([9 / 10, 5.5 / 7]))
