@@ -17,11 +17,15 @@ __all__ = ['DeformableContext']
 
 
 class DeformableContext(BaseModule):
-    """Pre-norm, single-level ``MultiScaleDeformableAttention`` with a residual.
+    """Single-level ``MultiScaleDeformableAttention`` as a normalised residual branch.
 
-    Every pixel is a query whose reference point is its own centre; the query carries a
-    learnt projection of the centre's Fourier features. mmcv runs its CUDA kernel on GPU
-    tensors and its pure-PyTorch ``grid_sample`` path on CPU.
+    ``x + norm(attention(layernorm(x) + pos))``. Every pixel is a query whose reference
+    point is its own centre; the query carries a learnt projection of the centre's Fourier
+    features. The branch ends in ``norm_cfg`` (BatchNorm by default) as a ResNet branch
+    ends in BN: that makes its projections scale-invariant, which keeps them stable under
+    the SGD learning rates of mm's CNN schedules (without it, Faster R-CNN from scratch at
+    lr 0.01 diverged within 40 iterations). mmcv runs its CUDA kernel on GPU tensors and its
+    pure-PyTorch ``grid_sample`` path on CPU.
 
     Args:
         embed_dims: channels of the map.
@@ -39,7 +43,7 @@ class DeformableContext(BaseModule):
                  num_points: int = 4,
                  value_proj_ratio: float = 0.25,
                  num_freqs: int = 8,
-                 norm_cfg: dict = dict(type='LN'),
+                 norm_cfg: dict = dict(type='BN', requires_grad=True),
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         if embed_dims % num_heads:
@@ -50,7 +54,8 @@ class DeformableContext(BaseModule):
             raise ValueError(f'context value_proj_ratio={value_proj_ratio} gives {value_dims} '
                              f'value channels, which num_heads={num_heads} must divide')
         self.num_freqs = num_freqs
-        self.norm = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.query_norm = nn.LayerNorm(embed_dims)
+        self.out_norm = build_norm_layer(norm_cfg, embed_dims)[1]
         self.pos_proj = nn.Linear(4 * num_freqs, embed_dims)
         self.attn = MultiScaleDeformableAttention(
             embed_dims=embed_dims, num_heads=num_heads, num_levels=1, num_points=num_points,
@@ -61,13 +66,13 @@ class DeformableContext(BaseModule):
         tokens = x.flatten(2).transpose(1, 2)                          # (b, t, c)
         centres = pixel_centres(h, w, device=x.device)                 # (t, 2)
         pos = self.pos_proj(fourier_features(centres, self.num_freqs)).to(tokens.dtype)
-        query = self.norm(tokens)
-        out = self.attn(
+        query = self.query_norm(tokens)
+        delta = self.attn(
             query,
             value=query,
-            identity=tokens,
+            identity=tokens.new_zeros(()),  # mmcv adds `identity`; the residual comes later
             query_pos=pos[None],
             reference_points=centres[None, :, None].expand(b, -1, -1, -1),  # (b, t, 1, 2)
             spatial_shapes=torch.tensor([[h, w]], device=x.device),
             level_start_index=torch.zeros(1, dtype=torch.long, device=x.device))
-        return out.transpose(1, 2).reshape(b, c, h, w)
+        return x + self.out_norm(delta.transpose(1, 2).reshape(b, c, h, w))

@@ -1,11 +1,34 @@
 """The convolutional experts of a PCE block: ``e`` independent ``Conv -> BN -> ReLU``."""
 from typing import Iterator, Optional
 
+import torch
+import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from torch import nn
 
-__all__ = ['ConvExperts']
+__all__ = ['ConvExperts', 'Expert']
+
+
+class Expert(ConvModule):
+    """``Conv -> norm -> act`` that also trains on a batch of a single pixel.
+
+    Routing can hand an expert one 1x1 patch; BatchNorm cannot estimate statistics from
+    one value per channel (and refuses to), so such a batch is normalised with the
+    running statistics instead, and leaves them unchanged.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        if self.with_norm:
+            norm = self.norm
+            if (self.training and y.shape[0] * y.shape[2] * y.shape[3] == 1
+                    and type(norm) is nn.BatchNorm2d and norm.track_running_stats):
+                y = F.batch_norm(y, norm.running_mean, norm.running_var, norm.weight,
+                                 norm.bias, False, 0.0, norm.eps)
+            else:
+                y = norm(y)
+        return self.activate(y) if self.with_activation else y
 
 
 class ConvExperts(BaseModule):
@@ -32,7 +55,7 @@ class ConvExperts(BaseModule):
             raise ValueError(f'expert kernel_size must be odd and >= 1, got {kernel_size}')
         self.halo = kernel_size // 2
         self.experts = nn.ModuleList(
-            ConvModule(in_channels, out_channels, kernel_size, padding=0, conv_cfg=conv_cfg,
+            Expert(in_channels, out_channels, kernel_size, padding=0, conv_cfg=conv_cfg,
                        norm_cfg=norm_cfg, act_cfg=act_cfg) for _ in range(num_experts))
 
     def __len__(self) -> int:

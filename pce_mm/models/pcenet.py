@@ -46,6 +46,10 @@ class PCENet(BaseModule):
         out_indices: stages whose outputs are returned.
         frozen_stages: stages (0 = stem) whose parameters are frozen; -1 freezes none.
         norm_eval: keep BatchNorm layers in eval mode while training.
+        zero_init_residual: start the last norm of every residual branch (experts and
+            context) at zero, so each block begins as the identity (as mmdet's ResNet does);
+            deep stacks trained from scratch need it.
+            Applied by ``init_weights`` unless ``init_cfg`` loads a checkpoint.
     """
     # Experts work at 3/4 of ResNet's bottleneck width (ResNet-18: 3/4 of its stage width),
     # so k=2 of them cost about one 3x3 convolution; ResNet's depths are kept where that
@@ -84,6 +88,7 @@ class PCENet(BaseModule):
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
                  norm_eval: bool = False,
+                 zero_init_residual: bool = True,
                  init_cfg: Optional[Union[dict, list]] = None):
         if init_cfg is None:
             init_cfg = [dict(type='Kaiming', layer='Conv2d'),
@@ -113,6 +118,7 @@ class PCENet(BaseModule):
         self.out_indices = tuple(out_indices)
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
+        self.zero_init_residual = zero_init_residual
 
         self.stem = self._make_stem_layer(in_channels, conv_cfg, norm_cfg)
         self.res_layers = []
@@ -195,6 +201,16 @@ class PCENet(BaseModule):
         idle = sum((b.num_experts - b.top_k) * b.experts.num_params_per_expert()
                    for b in self.blocks())
         return dict(total=total, active=total - idle)
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        pretrained = isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'
+        if self.zero_init_residual and not pretrained:
+            for block in self.blocks():
+                if block.residual and block.combine.with_norm:
+                    nn.init.zeros_(block.combine.norm.weight)
+                if block.context is not None:
+                    nn.init.zeros_(block.context.out_norm.weight)
 
     def _freeze_stages(self) -> None:
         if self.frozen_stages >= 0:

@@ -46,9 +46,10 @@ def test_context_runs_mmcv_pytorch_path_on_cpu(monkeypatch):
 
 def test_context_reference_points_are_pixel_centres():
     # With zero sampling offsets every point samples its own reference point; identity
-    # projections make the attention return the (normalised) value there. Reference points
-    # at pixel centres sample each pixel exactly: the output is x + norm(x).
-    context = DeformableContext(16, num_heads=4, value_proj_ratio=1.0)
+    # projections make the attention return the (layer-normalised) value there. Reference
+    # points at pixel centres sample each pixel exactly: the output is
+    # x + out_norm(query_norm(x)).
+    context = DeformableContext(16, num_heads=4, value_proj_ratio=1.0).eval()
     attn = context.attn
     with torch.no_grad():
         for lin in (attn.sampling_offsets, attn.attention_weights):
@@ -59,8 +60,8 @@ def test_context_reference_points_are_pixel_centres():
             lin.bias.zero_()
         x = torch.randn(2, 16, 6, 9)
         out = context(x)
-    tokens = x.flatten(2).transpose(1, 2)
-    expected = (tokens + context.norm(tokens)).transpose(1, 2).reshape(x.shape)
+        query = context.query_norm(x.flatten(2).transpose(1, 2)).transpose(1, 2)
+        expected = x + context.out_norm(query.reshape(x.shape))
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
 
 

@@ -1,0 +1,10 @@
+# mmdet's Faster R-CNN + FPN on VOC 07+12, for backbones trained from scratch.
+_base_ = 'mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py'
+custom_imports = dict(imports=['pce_mm'], allow_failed_imports=False)
+
+# mmdet's VOC schedule assumes ImageNet weights and starts at full LR; from scratch, the
+# first iterations need a linear warm-up (as mmdet's COCO schedules have).
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
+    dict(type='MultiStepLR', begin=0, end=4, by_epoch=True, milestones=[3], gamma=0.1)
+]
