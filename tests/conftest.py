@@ -24,3 +24,13 @@ def randomise_norm_stats():
         return module
 
     return apply
+
+
+@pytest.fixture(scope='session')
+def voc_root(tmp_path_factory) -> str:
+    """A tiny VOCdevkit (VOC2007 trainval/test, VOC2012 trainval/val) in the official
+    layout, with boxes and segmentation masks."""
+    from pce_mm.datasets.voc_demo import make_demo_voc
+    root = str(tmp_path_factory.mktemp('VOCdevkit'))
+    make_demo_voc(root, num_train=4, num_test=2, size=(96, 128), seed=0)
+    return root
