@@ -1,0 +1,318 @@
+"""PCE's cost, side by side with ResNet, in one run.
+
+    python tools/analysis/benchmark.py [--device cpu|cuda] [--json OUT] [--quick]
+
+Sections (a table each on stdout, everything in OUT):
+1. PCENet vs ResNet at matched active FLOPs, per preset: train-step throughput
+   (forward + backward + SGD step, images/s) and peak memory of the step.
+2. Sparse vs dense dispatch of one PCE block at E=8, k=2 (forward + backward).
+3. Time of that block as E grows at k=2.
+4. FLOPs and parameters, active and total, counted by mmengine's FlopAnalyzer.
+5. Where the deformable attention sits, at a detection-sized input.
+6. (cuda) mmcv's CUDA deformable-attention kernel vs its PyTorch path.
+Every time is the median of ``--repeats`` runs after ``--warmup`` runs.
+"""
+import argparse
+import json
+import multiprocessing as mp
+import platform
+import statistics
+import time
+import warnings
+from typing import Callable, Dict, List
+
+import torch
+from torch import nn
+
+warnings.filterwarnings('ignore')
+
+# (PCENet preset, its ResNet twin, input side, batch); --quick shrinks sides and batches.
+PAIRS = [('tiny', dict(type='ResNet_CIFAR', depth=18), 32, 32),
+         ('r18', dict(type='ResNet', depth=18), 224, 8),
+         ('r50', dict(type='ResNet', depth=50), 224, 4)]
+# The expert stage of one block at ResNet-50 stage-2 widths: c=512 (reduce to 96), 28x28.
+BLOCK = dict(channels=512, expert_channels=96, patch_size=4, size=28, batch=8)
+
+
+def sync(device: str) -> None:
+    if device == 'cuda':
+        torch.cuda.synchronize()
+
+
+def median_time(fn: Callable, device: str, warmup: int, repeats: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def build_backbone(spec: dict) -> nn.Module:
+    import pce_mm  # noqa: F401
+    from mmpretrain.registry import MODELS
+    return MODELS.build(spec)
+
+
+def _rss_kib(field: str) -> int:
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    return 0
+
+
+def train_step_stats(spec: dict, side: int, batch: int, device: str, warmup: int,
+                     repeats: int) -> Dict[str, float]:
+    """Throughput and peak memory of a backbone's training step (runs in a fresh process
+    on CPU, so the peak resident set belongs to this model alone)."""
+    torch.manual_seed(0)
+    model = build_backbone(spec).to(device).train()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    x = torch.randn(batch, 3, side, side, device=device)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        sum(o.float().mean() for o in model(x)).backward()
+        opt.step()
+
+    step()                                          # creates grads and optimizer state
+    if device == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        try:                                        # "5" resets the peak RSS (Linux >= 4.0)
+            with open('/proc/self/clear_refs', 'w') as f:
+                f.write('5')
+        except OSError:
+            pass
+        base = _rss_kib('VmRSS') * 1024
+    seconds = median_time(step, device, warmup, repeats)
+    peak = torch.cuda.max_memory_allocated() if device == 'cuda' else _rss_kib('VmHWM') * 1024
+    return dict(step_s=seconds, images_per_s=batch / seconds, peak_mib=peak / 2**20,
+                step_mib=max(peak - base, 0) / 2**20)
+
+
+def in_fresh_process(fn: Callable, *args):
+    with mp.get_context('spawn').Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
+def flops_and_params(model: nn.Module, side: int, device: str) -> Dict[str, float]:
+    from mmengine.analysis import FlopAnalyzer
+    model = model.to(device).eval()
+    analyzer = FlopAnalyzer(model, (torch.randn(1, 3, side, side, device=device), ))
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    analyzer.tracer_warnings('none')
+    by_module = analyzer.by_module()
+    return dict(gflops=analyzer.total() / 1e9,
+                context_gflops=sum(v for k, v in by_module.items()
+                                   if k.endswith('.context')) / 1e9,
+                params_m=sum(p.numel() for p in model.parameters()) / 1e6)
+
+
+def section_pce_vs_resnet(args) -> Dict:
+    from pce_mm.models import PCENet
+    rows, out = [], {}
+    for arch, resnet, side, batch in PAIRS:
+        if args.quick:
+            side, batch = min(side, 64), 2
+        pce_spec = dict(type='PCENet', arch=arch, num_experts=8, top_k=2)
+        pce = PCENet(arch=arch, num_experts=8, top_k=2)
+        active = flops_and_params(pce, side, args.device)
+        total = flops_and_params(PCENet(arch=arch, num_experts=8, top_k=2, dispatch='dense'),
+                                 side, args.device)
+        ref = flops_and_params(build_backbone(resnet), side, args.device)
+        params = pce.count_params()
+        run = (lambda s: in_fresh_process(train_step_stats, s, side, batch, args.device,
+                                          args.warmup, args.repeats)) \
+            if args.device == 'cpu' else \
+            (lambda s: train_step_stats(s, side, batch, args.device, args.warmup, args.repeats))
+        pce_run, ref_run = run(pce_spec), run(resnet)
+        out[arch] = dict(
+            input=[batch, 3, side, side], resnet=resnet['type'] + str(resnet['depth']),
+            pce_active_gflops=active['gflops'], pce_total_gflops=total['gflops'],
+            pce_context_gflops=active['context_gflops'], resnet_gflops=ref['gflops'],
+            flops_ratio=active['gflops'] / ref['gflops'],
+            pce_params_m=params['total'] / 1e6, pce_active_params_m=params['active'] / 1e6,
+            resnet_params_m=ref['params_m'], pce=pce_run, resnet_step=ref_run,
+            throughput_ratio=pce_run['images_per_s'] / ref_run['images_per_s'],
+            peak_memory_ratio=pce_run['step_mib'] / max(ref_run['step_mib'], 1e-9))
+        o = out[arch]
+        rows.append(f"| {arch} vs {o['resnet']} | {side} | {batch} | "
+                    f"{o['pce_active_gflops']:.2f} / {o['resnet_gflops']:.2f} "
+                    f"({o['flops_ratio']:.3f}) | "
+                    f"{pce_run['images_per_s']:.1f} / {ref_run['images_per_s']:.1f} "
+                    f"({o['throughput_ratio']:.2f}) | "
+                    f"{pce_run['step_mib']:.0f} / {ref_run['step_mib']:.0f} "
+                    f"({o['peak_memory_ratio']:.2f}) |")
+    print('\n## PCENet vs ResNet, train step (PCE / ResNet (ratio))\n')
+    print('| pair | side | batch | active GFLOPs | images/s | step memory MiB |')
+    print('|---|---|---|---|---|---|')
+    print('\n'.join(rows))
+    return out
+
+
+def make_block(num_experts: int, dispatch: str, device: str):
+    from pce_mm.models import PCEBlock
+    return PCEBlock(BLOCK['channels'], BLOCK['expert_channels'], num_experts=num_experts,
+                    top_k=2, patch_size=BLOCK['patch_size'], dispatch=dispatch).to(device)
+
+
+def block_times(num_experts: int, dispatch: str, args, batch: int) -> Dict[str, float]:
+    """Forward + backward of the expert stage (routing and dispatch: what E, k and the
+    dispatch mode change) and of the whole block (plus the 1x1 reduce and combine)."""
+    from pce_mm.models.dispatch import DISPATCHERS, PatchGrid
+    torch.manual_seed(0)
+    block = make_block(num_experts, dispatch, args.device).train()
+    side = BLOCK['size']
+    x = torch.randn(batch, BLOCK['channels'], side, side, device=args.device)
+    h = torch.randn(batch, BLOCK['expert_channels'], side, side, device=args.device,
+                    requires_grad=True)
+    grid = PatchGrid(side, side, BLOCK['patch_size'])
+
+    def stage():
+        routing = block.route(h, grid)
+        y = DISPATCHERS[dispatch](h, grid, block.experts, routing.indices, routing.weights,
+                                  block.experts.halo)
+        y.sum().backward()
+
+    def whole():
+        block(x).sum().backward()
+
+    return dict(stage_s=median_time(stage, args.device, args.warmup, args.repeats),
+                block_s=median_time(whole, args.device, args.warmup, args.repeats))
+
+
+def section_dispatch(args) -> Dict:
+    batch = 2 if args.quick else BLOCK['batch']
+    sparse, dense = block_times(8, 'sparse', args, batch), block_times(8, 'dense', args, batch)
+    scaling = {e: block_times(e, 'sparse', args, batch) for e in (2, 4, 8, 16, 32)}
+    out = dict(block=dict(BLOCK, batch=batch, num_experts=8, top_k=2), sparse=sparse,
+               dense=dense,
+               sparse_vs_dense_speedup=dense['stage_s'] / sparse['stage_s'],
+               sparse_vs_dense_block_speedup=dense['block_s'] / sparse['block_s'],
+               scaling_in_E={str(e): v for e, v in scaling.items()},
+               time_ratio_E32_vs_E4=scaling[32]['stage_s'] / scaling[4]['stage_s'],
+               block_time_ratio_E32_vs_E4=scaling[32]['block_s'] / scaling[4]['block_s'])
+    shape = f"({batch}, {BLOCK['channels']}, {BLOCK['size']}, {BLOCK['size']})"
+    print(f'\n## One PCE block, input {shape}, experts at '
+          f"{BLOCK['expert_channels']} channels, patch {BLOCK['patch_size']}, k=2, "
+          'forward + backward (ms)\n')
+    print('| dispatch, E | expert stage (routing + dispatch) | whole block |')
+    print('|---|---|---|')
+    for name, t in (('dense, 8', dense), ('sparse, 8', sparse)):
+        print(f"| {name} | {t['stage_s'] * 1e3:.1f} | {t['block_s'] * 1e3:.1f} |")
+    print(f"| **dense / sparse** | **{out['sparse_vs_dense_speedup']:.2f}x** | "
+          f"{out['sparse_vs_dense_block_speedup']:.2f}x |")
+    for e, t in scaling.items():
+        print(f"| sparse, {e} | {t['stage_s'] * 1e3:.1f} | {t['block_s'] * 1e3:.1f} |")
+    print(f"| **E=32 / E=4** | **{out['time_ratio_E32_vs_E4']:.2f}** | "
+          f"{out['block_time_ratio_E32_vs_E4']:.2f} |")
+    return out
+
+
+def section_context(args) -> Dict:
+    from pce_mm.models import PCENet
+    side = (128, 192) if args.quick else (512, 768)
+    x = torch.randn(1, 3, *side, device=args.device)
+    out, rows = {}, []
+    for context, stages in (('none', None), ('stage', None), ('stage', (True, ) * 4),
+                            ('block', None), ('block', (True, ) * 4)):
+        model = PCENet('r50', context=context, stage_with_context=stages).to(args.device)
+        model.eval()
+        with torch.no_grad():
+            seconds = median_time(lambda: model(x), args.device, args.warmup, args.repeats)
+        from mmengine.analysis import FlopAnalyzer
+        analyzer = FlopAnalyzer(model, (x, ))
+        analyzer.unsupported_ops_warnings(False)
+        analyzer.uncalled_modules_warnings(False)
+        analyzer.tracer_warnings('none')
+        name = f"{context}, stages {'1-4' if stages else '2-4'}"
+        out[name] = dict(forward_s=seconds, gflops=analyzer.total() / 1e9)
+        rows.append(f'| `{context}` | {"1-4" if stages else "2-4 (preset)"} | '
+                    f'{seconds * 1e3:.0f} | {analyzer.total() / 1e9:.1f} |')
+    print(f'\n## Where the context sits: PCENet-r50 forward (eval), input (1, 3, {side[0]}, '
+          f'{side[1]})\n')
+    print('| context | stages | ms | GFLOPs |')
+    print('|---|---|---|---|')
+    print('\n'.join(rows))
+    return out
+
+
+def section_cuda_kernel(args) -> Dict:
+    import mmcv.ops.multi_scale_deform_attn as msda
+
+    from pce_mm.models import DeformableContext
+    out = {}
+    for c, side in ((256, 64), (512, 32)):
+        context = DeformableContext(c).cuda().train()
+        x = torch.randn(2, c, side, side, device='cuda', requires_grad=True)
+
+        def step():
+            context(x).sum().backward()
+
+        kernel = median_time(step, 'cuda', args.warmup, args.repeats)
+        msda.IS_CUDA_AVAILABLE = False             # forces mmcv's grid_sample path
+        try:
+            pytorch = median_time(step, 'cuda', args.warmup, args.repeats)
+        finally:
+            msda.IS_CUDA_AVAILABLE = True
+        out[f'{c}x{side}x{side}'] = dict(cuda_kernel_s=kernel, pytorch_path_s=pytorch)
+    print(f'\n## mmcv deformable attention on {torch.cuda.get_device_name()}, '
+          'forward + backward (ms)\n')
+    print('| input | CUDA kernel | PyTorch path |')
+    print('|---|---|---|')
+    for k, v in out.items():
+        print(f"| (2, {k}) | {v['cuda_kernel_s'] * 1e3:.2f} | {v['pytorch_path_s'] * 1e3:.2f} |")
+    return out
+
+
+def main(argv: List[str] = None) -> Dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
+    parser.add_argument('--json', help='write every figure to this file')
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--sections', nargs='+',
+                        default=['pce_vs_resnet', 'dispatch', 'context'],
+                        choices=['pce_vs_resnet', 'dispatch', 'context'])
+    parser.add_argument('--quick', action='store_true',
+                        help='small inputs and one repeat: checks the tool, not the numbers')
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.warmup, args.repeats = 1, 1
+    import pce_mm  # noqa: F401
+    result = dict(device=torch.cuda.get_device_name() if args.device == 'cuda'
+                  else platform.processor() or platform.machine(),
+                  threads=torch.get_num_threads(), torch=torch.__version__,
+                  warmup=args.warmup, repeats=args.repeats, quick=args.quick)
+    print(f"# benchmark on {result['device']}, {result['threads']} threads, median of "
+          f'{args.repeats} after {args.warmup} warm-up')
+    if 'pce_vs_resnet' in args.sections:
+        result['pce_vs_resnet'] = section_pce_vs_resnet(args)
+        result['pce_vs_resnet_throughput'] = {
+            k: v['throughput_ratio'] for k, v in result['pce_vs_resnet'].items()}
+        result['pce_vs_resnet_peak_memory'] = {
+            k: v['peak_memory_ratio'] for k, v in result['pce_vs_resnet'].items()}
+    if 'dispatch' in args.sections:
+        result['dispatch'] = section_dispatch(args)
+        result['sparse_vs_dense_speedup'] = result['dispatch']['sparse_vs_dense_speedup']
+        result['time_ratio_E32_vs_E4'] = result['dispatch']['time_ratio_E32_vs_E4']
+    if 'context' in args.sections:
+        result['context'] = section_context(args)
+    if args.device == 'cuda':
+        result['cuda_kernel'] = section_cuda_kernel(args)
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(result, f, indent=1)
+    return result
+
+
+if __name__ == '__main__':
+    main()
