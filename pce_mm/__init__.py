@@ -8,7 +8,7 @@ from . import compat
 
 compat.apply_all()
 
-from . import datasets, evaluation, models  # noqa: E402,F401  (registers)
+from . import datasets, engine, evaluation, models  # noqa: E402,F401  (registers)
 from .version import __version__  # noqa: E402
 
 __all__ = ['__version__']

@@ -97,3 +97,20 @@ def test_missing_cifar_files_fail_without_a_download_attempt(tmp_path):
     cfg = load_config('pce_cifar10', {'data_root': str(tmp_path)})
     with pytest.raises(RuntimeError, match=str(tmp_path)):
         DATASETS.build(cfg.train_dataloader.dataset)
+
+
+def test_pce_augmentations_train_in_a_config_pipeline_and_preprocessor(tmp_path):
+    options = write_data('cifar10', str(tmp_path / 'data'))
+    options.update({'train_dataloader.batch_size': 4, 'train_cfg.max_epochs': 1})
+    cfg = load_config('pce_cifar10', options)
+    cfg.train_dataloader.dataset.pipeline.insert(
+        0, dict(type='RandomChannelBoost', prob=0.5))
+    cfg.train_dataloader.dataset.pipeline.insert(
+        0, dict(type='RandomBlackPatches', prob=0.5))
+    cfg.model.data_preprocessor = dict(
+        type='ClsDataPreprocessor', batch_augments=dict(augments=[
+            dict(type='BatchChannelBoost', prob=1.0, mean=cfg.data_preprocessor.mean,
+                 std=cfg.data_preprocessor.std)], probs=[0.5]), **cfg.data_preprocessor)
+    runner = build_runner(cfg, str(tmp_path / 'work'))
+    runner.train()
+    assert runner.iter == 3

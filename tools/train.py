@@ -12,14 +12,16 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import pce_mm  # noqa: F401  (compat fixes and registration before any config is read)
-from pce_mm.utils import adapt_to_cpu, merge_cli_options
+from pce_mm.utils import (add_router_loss_scale_hook, adapt_to_cpu, enable_amp,
+                          merge_cli_options)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a model with mmengine')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision: fp16 with loss scaling on GPU, bf16 on CPU')
     parser.add_argument('--auto-scale-lr', action='store_true', help='scale LR by batch')
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
@@ -45,8 +47,7 @@ def main() -> None:
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        enable_amp(cfg)
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
@@ -55,6 +56,7 @@ def main() -> None:
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    add_router_loss_scale_hook(cfg)
     adapt_to_cpu(cfg)
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

@@ -1,6 +1,8 @@
 # mmdet's Faster R-CNN + FPN on VOC 07+12, for backbones trained from scratch.
 _base_ = 'mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py'
 custom_imports = dict(imports=['pce_mm'], allow_failed_imports=False)
+# Gives the router losses the task loss's fp16 scale / accumulation factor (PCENet only).
+custom_hooks = [dict(type='RouterLossScaleHook')]
 
 # mmdet's VOC schedule assumes ImageNet weights and starts at full LR; from scratch, the
 # first iterations need a linear warm-up (as mmdet's COCO schedules have).

@@ -32,6 +32,10 @@ class PCEBlock(BaseModule):
         patch_size: side of a routed patch, in pixels of this block's map.
         expert_kernel: kernel size of each expert's convolution (odd).
         dispatch: ``'sparse'`` (only the chosen experts run) or ``'dense'`` (reference).
+        warmup_experts: in the warm-up phase, each patch goes to ``'all'`` experts or to a
+            ``'random'`` subset of ``top_k``.
+        warmup_combine: in the warm-up phase, the experts' outputs are averaged
+            (``'mean'``) or summed (``'sum'``), without router weights.
         residual: add the input to the combined output.
         with_context: end with :class:`DeformableContext`.
         router_cfg: extra arguments of :class:`PatchRouter`.
@@ -46,6 +50,8 @@ class PCEBlock(BaseModule):
                  patch_size: int = 8,
                  expert_kernel: int = 3,
                  dispatch: str = 'sparse',
+                 warmup_experts: str = 'all',
+                 warmup_combine: str = 'mean',
                  residual: bool = True,
                  with_context: bool = False,
                  router_cfg: Optional[dict] = None,
@@ -58,8 +64,15 @@ class PCEBlock(BaseModule):
             raise ValueError(f'patch_size must be >= 1, got {patch_size}')
         if dispatch not in DISPATCHERS:
             raise ValueError(f'dispatch must be one of {sorted(DISPATCHERS)}, got {dispatch!r}')
+        if warmup_experts not in ('all', 'random'):
+            raise ValueError(f"warmup_experts must be 'all' or 'random', got {warmup_experts!r}")
+        if warmup_combine not in ('mean', 'sum'):
+            raise ValueError(f"warmup_combine must be 'mean' or 'sum', got {warmup_combine!r}")
         self.patch_size = patch_size
         self.dispatch = dispatch
+        self.warmup_experts = warmup_experts
+        self.warmup_combine = warmup_combine
+        self.last_routing: Optional[Routing] = None
         self.residual = residual
         self.reduce = ConvModule(channels, expert_channels, 1, conv_cfg=conv_cfg,
                                  norm_cfg=norm_cfg)
@@ -83,16 +96,38 @@ class PCEBlock(BaseModule):
         """Routing of every patch of ``h`` (``(b, ce, h, w)``) on ``grid``."""
         return self.router(grid.pool(h), grid.centres(h.device))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def warmup_assignment(self, batch: int, grid: PatchGrid, device) -> tuple:
+        """Phase 1's fixed assignment: ``(dispatch name, indices, weights)``, ``(b, n, k)``."""
+        e, k = self.num_experts, self.top_k
+        if self.warmup_experts == 'all':
+            # Every expert on every patch is every expert on the whole map: dense is exact
+            # (with the halo) and cheaper than gathering each patch e times.
+            indices = torch.arange(e, device=device).expand(batch, grid.num_patches, e)
+            dispatch = 'dense'
+        else:
+            noise = torch.rand(batch, grid.num_patches, e, device=device)
+            indices = noise.argsort(-1)[..., :k]
+            dispatch = self.dispatch
+        weight = 1.0 / indices.shape[-1] if self.warmup_combine == 'mean' else 1.0
+        return dispatch, indices, torch.full(indices.shape, weight, device=device)
+
+    def forward(self, x: torch.Tensor, warmup: bool = False) -> torch.Tensor:
+        """``warmup``: phase 1, experts without router (see ``warmup_experts``) and no
+        context. Otherwise the routing is kept in ``last_routing`` for the losses."""
         h = self.reduce(x)                                          # (b, ce, h, w)
         grid = PatchGrid(h.shape[2], h.shape[3], self.patch_size)
-        routing = self.route(h, grid)
-        y = DISPATCHERS[self.dispatch](h, grid, self.experts, routing.indices,
-                                       routing.weights, self.experts.halo)
+        if warmup:
+            dispatch, indices, weights = self.warmup_assignment(h.shape[0], grid, h.device)
+            self.last_routing = None
+        else:
+            routing = self.route(h, grid)
+            dispatch, indices, weights = self.dispatch, routing.indices, routing.weights
+            self.last_routing = routing
+        y = DISPATCHERS[dispatch](h, grid, self.experts, indices, weights, self.experts.halo)
         y = self.combine(y)                                         # (b, c, h, w)
         if self.residual:
             y = y + x
         y = y.relu()
-        if self.context is not None:
+        if self.context is not None and not warmup:
             y = self.context(y)
         return y

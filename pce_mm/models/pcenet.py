@@ -9,12 +9,17 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from mmcv.cnn import ConvModule
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..engine.monitor import log_routing
+from ..engine.phase import WARMUP, TwoPhaseSchedule
 from ..registry import MODELS
 from .block import PCEBlock
+from .losses import (AttachAuxLoss, expert_load, load_balance, router_entropy, router_z_loss,
+                     weighted_aux_losses)
 
 __all__ = ['PCENet']
 
@@ -37,6 +42,18 @@ class PCENet(BaseModule):
             preset's.
         expert_kernel: kernel size of the experts.
         dispatch: ``'sparse'`` or ``'dense'`` (the all-experts reference, for tests).
+        warmup_epochs: epochs of phase 1 (expert warm-up: no router, no attention); 0 turns
+            it off. The phase follows the Runner's progress; see
+            :class:`~pce_mm.engine.TwoPhaseSchedule` and :meth:`set_phase`.
+        warmup_iters: iterations of phase 1; wins over ``warmup_epochs`` when set.
+        warmup_experts: phase 1 sends each patch to ``'all'`` experts or a ``'random'``
+            subset of ``top_k``.
+        warmup_combine: phase 1 combines the experts by ``'mean'`` or ``'sum'``.
+        router_loss_weights: weights of the router losses in phase 2: per-patch routing
+            ``entropy``, Switch-style load ``balance`` and ``z`` (router z-loss); 0 turns
+            one off. They reach the optimizer through the last returned feature map.
+        log_expert_load: log each expert's share of patches per stage (``E`` values a
+            stage), besides the routing entropy and imbalance.
         residual: residual connection around each block's experts.
         context: where deformable attention sits in a stage that has it: after its last
             block (``'stage'``), after every block (``'block'``), or nowhere (``'none'``).
@@ -78,6 +95,12 @@ class PCENet(BaseModule):
                  patch_size: Union[int, Sequence[int], None] = None,
                  expert_kernel: int = 3,
                  dispatch: str = 'sparse',
+                 warmup_epochs: int = 10,
+                 warmup_iters: Optional[int] = None,
+                 warmup_experts: str = 'all',
+                 warmup_combine: str = 'mean',
+                 router_loss_weights: Optional[Dict[str, float]] = None,
+                 log_expert_load: bool = True,
                  residual: bool = True,
                  context: str = 'stage',
                  stage_with_context: Optional[Sequence[bool]] = None,
@@ -111,6 +134,20 @@ class PCENet(BaseModule):
             raise ValueError(f'out_indices must be in [0, {num_stages}), got {out_indices}')
         if not -1 <= frozen_stages <= num_stages:
             raise ValueError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages}')
+        weights = dict(entropy=0.01, balance=0.01, z=0.0)
+        unknown = set(router_loss_weights or {}) - set(weights)
+        if unknown:
+            raise KeyError(f'router_loss_weights has unknown keys {sorted(unknown)}; '
+                           f'allowed: {sorted(weights)}')
+        weights.update(router_loss_weights or {})
+        if any(w < 0 for w in weights.values()):
+            raise ValueError(f'router_loss_weights must be >= 0, got {weights}')
+        self.router_loss_weights = weights
+        self.schedule = TwoPhaseSchedule(warmup_epochs, warmup_iters)
+        self.log_expert_load = log_expert_load
+        # The factor the training loop applies to the task loss (RouterLossScaleHook).
+        self.aux_loss_scale: Optional[float] = None
+        self._warned_fp16 = False
         self.in_channels = in_channels
         self.num_experts = num_experts
         self.top_k = top_k
@@ -132,7 +169,9 @@ class PCENet(BaseModule):
                 blocks.append(PCEBlock(
                     self.arch['channels'][i], self.arch['expert_channels'][i],
                     num_experts=num_experts, top_k=top_k, patch_size=patch_sizes[i],
-                    expert_kernel=expert_kernel, dispatch=dispatch, residual=residual,
+                    expert_kernel=expert_kernel, dispatch=dispatch,
+                    warmup_experts=warmup_experts, warmup_combine=warmup_combine,
+                    residual=residual,
                     with_context=with_context and (context == 'block' or j == depth - 1),
                     router_cfg=router_cfg, context_cfg=context_cfg, conv_cfg=conv_cfg,
                     norm_cfg=norm_cfg))
@@ -223,17 +262,73 @@ class PCENet(BaseModule):
             for param in layer.parameters():
                 param.requires_grad = False
 
+    def set_phase(self, phase: Optional[int]) -> None:
+        """Fixes the training phase (1: expert warm-up, 2: routed) for use outside a
+        Runner; ``None`` lets it follow the Runner's epoch / iteration again."""
+        self.schedule.force(phase)
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'PCENet was built with in_channels={self.in_channels} and expects '
                              f'(B, {self.in_channels}, H, W) input, got {tuple(x.shape)}')
+        warmup = self.schedule.current(self.training) == WARMUP
         x = self.stem(x)
         outs = []
         for i, name in enumerate(self.res_layers):
-            x = getattr(self, name)(x)
+            for module in getattr(self, name):
+                x = module(x, warmup=warmup) if isinstance(module, PCEBlock) else module(x)
             if i in self.out_indices:
                 outs.append(x)
+        if self.training and torch.is_grad_enabled():
+            aux_loss = self._idle_parameters_term() if warmup else self._router_losses()
+            if aux_loss is not None:
+                outs[-1] = AttachAuxLoss.apply(outs[-1], aux_loss, self._aux_grad_scale())
         return tuple(outs)
+
+    def _idle_parameters_term(self) -> Optional[torch.Tensor]:
+        """0 times the router and attention parameters: in phase 1 they are idle, and DDP
+        (without ``find_unused_parameters``) requires every parameter in the graph."""
+        idle = [p for block in self.blocks() for part in (block.router, block.context)
+                if part is not None for p in part.parameters() if p.requires_grad]
+        return sum(p.sum() for p in idle) * 0.0 if idle else None
+
+    def _router_losses(self) -> Optional[torch.Tensor]:
+        """Weighted router losses, averaged over blocks, and per-stage statistics, logged."""
+        terms = {'entropy': [], 'balance': [], 'z': []}
+        stages = {}
+        for i, name in enumerate(self.res_layers):
+            blocks = [m for m in getattr(self, name) if isinstance(m, PCEBlock)]
+            routings = [b.last_routing for b in blocks if b.last_routing is not None]
+            for b in blocks:            # they hold the graph: do not keep it past backward
+                b.last_routing = None
+            if not routings:
+                continue
+            entropies = [router_entropy(r.probs) for r in routings]
+            loads = torch.stack([expert_load(r.indices, r.probs.shape[-1]) for r in routings])
+            terms['entropy'] += entropies
+            terms['balance'] += [load_balance(r.probs, r.indices) for r in routings]
+            if self.router_loss_weights['z']:
+                terms['z'] += [router_z_loss(r.logits) for r in routings]
+            # Imbalance: the busiest expert's share over a uniform share (1 = balanced),
+            # for the stage's most imbalanced block.
+            stages[i + 1] = dict(entropy=torch.stack(entropies).mean(),
+                                 imbalance=loads.max(1).values.max() * loads.shape[1],
+                                 load=loads.mean(0))
+        means = {k: torch.stack(v).mean() for k, v in terms.items() if v}
+        losses = weighted_aux_losses(means, self.router_loss_weights)
+        log_routing(losses, stages, self.log_expert_load)
+        return sum(losses.values()) if losses else None
+
+    def _aux_grad_scale(self) -> float:
+        if self.aux_loss_scale is None:
+            if (not self._warned_fp16 and torch.is_autocast_enabled('cuda')
+                    and torch.get_autocast_dtype('cuda') == torch.float16):
+                self._warned_fp16 = True
+                print_log('PCENet under fp16 autocast without RouterLossScaleHook: the router '
+                          "losses miss the loss scale; add custom_hooks=[dict(type="
+                          "'RouterLossScaleHook')]", logger='current', level=30)
+            return 1.0
+        return self.aux_loss_scale
 
     def train(self, mode: bool = True) -> 'PCENet':
         super().train(mode)

@@ -5,7 +5,8 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-__all__ = ['merge_cli_options', 'adapt_to_cpu', 'enable_visualization']
+__all__ = ['merge_cli_options', 'adapt_to_cpu', 'enable_visualization', 'enable_amp',
+           'add_router_loss_scale_hook']
 
 
 def _replace(node: Any, key: str, old: Any, new: Any) -> None:
@@ -72,4 +73,26 @@ def enable_visualization(cfg: Config, show_dir: str) -> Config:
         cfg.visualizer['save_dir'] = show_dir
     else:                                   # mmpretrain's VisualizationHook
         hook.update(enable=True, out_dir=show_dir)
+    return cfg
+
+
+def enable_amp(cfg: Config) -> Config:
+    """``--amp``: mmengine's ``AmpOptimWrapper`` (fp16, dynamic loss scale) on a GPU;
+    bfloat16 autocast without loss scale on a CPU, where ``AmpOptimWrapper`` cannot run."""
+    if torch.cuda.is_available():
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    else:
+        cfg.optim_wrapper.type = 'BF16OptimWrapper'
+        print_log('No CUDA: --amp trains under bfloat16 autocast', logger='current')
+    return cfg
+
+
+def add_router_loss_scale_hook(cfg: Config) -> Config:
+    """Adds ``RouterLossScaleHook`` unless the config has it: a stock config with only its
+    backbone swapped for PCENet then gets the router losses right under fp16 too. It does
+    nothing for models without PCENet."""
+    hooks = cfg.get('custom_hooks') or []
+    if not any(h.get('type') == 'RouterLossScaleHook' for h in hooks):
+        cfg.custom_hooks = list(hooks) + [dict(type='RouterLossScaleHook')]
     return cfg
