@@ -10,3 +10,6 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
     dict(type='MultiStepLR', begin=0, end=4, by_epoch=True, milestones=[3], gamma=0.1)
 ]
+# From scratch, the first steps at full LR can blow gradients up (seen as NaN in the routed
+# phase of the PCE demo at lr 0.01, batch 2); clip them as mmdet's one-stage configs do.
+optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))

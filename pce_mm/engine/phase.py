@@ -60,6 +60,14 @@ class TwoPhaseSchedule:
             self._log(phase, info)
         return phase
 
+    @staticmethod
+    def where() -> str:
+        """' at epoch E, iteration I' inside a Runner's loops, '' outside."""
+        info = MessageHub.get_current_instance().runtime_info
+        if info.get('loop_stage') not in ('train', 'val') or 'iter' not in info:
+            return ''
+        return f" at epoch {info['epoch'] + 1}, iteration {info['iter'] + 1}"
+
     def _log(self, phase: int, info: dict) -> None:
         if not self._warned_whole_run:
             self._warned_whole_run = True

@@ -73,6 +73,9 @@ class PCEBlock(BaseModule):
         self.warmup_experts = warmup_experts
         self.warmup_combine = warmup_combine
         self.last_routing: Optional[Routing] = None
+        self.last_grid: Optional[PatchGrid] = None
+        # Whether router logits, expert outputs and context output were finite (no sync).
+        self.finite: Optional[torch.Tensor] = None
         self.residual = residual
         self.reduce = ConvModule(channels, expert_channels, 1, conv_cfg=conv_cfg,
                                  norm_cfg=norm_cfg)
@@ -116,6 +119,7 @@ class PCEBlock(BaseModule):
         context. Otherwise the routing is kept in ``last_routing`` for the losses."""
         h = self.reduce(x)                                          # (b, ce, h, w)
         grid = PatchGrid(h.shape[2], h.shape[3], self.patch_size)
+        self.last_grid = grid
         if warmup:
             dispatch, indices, weights = self.warmup_assignment(h.shape[0], grid, h.device)
             self.last_routing = None
@@ -124,10 +128,15 @@ class PCEBlock(BaseModule):
             dispatch, indices, weights = self.dispatch, routing.indices, routing.weights
             self.last_routing = routing
         y = DISPATCHERS[dispatch](h, grid, self.experts, indices, weights, self.experts.halo)
+        ok = y.new_ones((), dtype=torch.bool)
+        checks = [ok if warmup else torch.isfinite(routing.logits).all(),
+                  torch.isfinite(y).all()]
         y = self.combine(y)                                         # (b, c, h, w)
         if self.residual:
             y = y + x
         y = y.relu()
         if self.context is not None and not warmup:
             y = self.context(y)
+            checks.append(torch.isfinite(y).all())
+        self.finite = torch.stack(checks)
         return y

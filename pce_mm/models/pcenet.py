@@ -54,6 +54,8 @@ class PCENet(BaseModule):
             one off. They reach the optimizer through the last returned feature map.
         log_expert_load: log each expert's share of patches per stage (``E`` values a
             stage), besides the routing entropy and imbalance.
+        check_finite: raise ``FloatingPointError`` naming the block when its router logits,
+            expert outputs or context output hold NaN/inf (one host sync per forward).
         residual: residual connection around each block's experts.
         context: where deformable attention sits in a stage that has it: after its last
             block (``'stage'``), after every block (``'block'``), or nowhere (``'none'``).
@@ -101,6 +103,7 @@ class PCENet(BaseModule):
                  warmup_combine: str = 'mean',
                  router_loss_weights: Optional[Dict[str, float]] = None,
                  log_expert_load: bool = True,
+                 check_finite: bool = True,
                  residual: bool = True,
                  context: str = 'stage',
                  stage_with_context: Optional[Sequence[bool]] = None,
@@ -145,6 +148,7 @@ class PCENet(BaseModule):
         self.router_loss_weights = weights
         self.schedule = TwoPhaseSchedule(warmup_epochs, warmup_iters)
         self.log_expert_load = log_expert_load
+        self.check_finite = check_finite
         # The factor the training loop applies to the task loss (RouterLossScaleHook).
         self.aux_loss_scale: Optional[float] = None
         self._warned_fp16 = False
@@ -234,6 +238,20 @@ class PCENet(BaseModule):
         """All PCE blocks, in forward order."""
         return [m for m in self.modules() if isinstance(m, PCEBlock)]
 
+    def stage_blocks(self, stage: int) -> list:
+        """The PCE blocks of ``stage`` (0-based), in forward order."""
+        return [m for m in getattr(self, self.res_layers[stage]) if isinstance(m, PCEBlock)]
+
+    @property
+    def stage_strides(self) -> Tuple[int, ...]:
+        """Input pixels per feature-map pixel at each stage."""
+        stride = 1 if self.arch['stem'] == 'cifar' else 4
+        strides = []
+        for s in self.arch['strides']:
+            stride *= s
+            strides.append(stride)
+        return tuple(strides)
+
     def count_params(self) -> Dict[str, int]:
         """Total parameters, and the active ones: those one patch uses (its top-k experts)."""
         total = sum(p.numel() for p in self.parameters())
@@ -273,17 +291,41 @@ class PCENet(BaseModule):
                              f'(B, {self.in_channels}, H, W) input, got {tuple(x.shape)}')
         warmup = self.schedule.current(self.training) == WARMUP
         x = self.stem(x)
+        stem_finite = torch.isfinite(x).all() if self.check_finite else None
         outs = []
         for i, name in enumerate(self.res_layers):
             for module in getattr(self, name):
                 x = module(x, warmup=warmup) if isinstance(module, PCEBlock) else module(x)
             if i in self.out_indices:
                 outs.append(x)
+        if self.check_finite:
+            self._raise_if_not_finite(stem_finite)
         if self.training and torch.is_grad_enabled():
             aux_loss = self._idle_parameters_term() if warmup else self._router_losses()
             if aux_loss is not None:
                 outs[-1] = AttachAuxLoss.apply(outs[-1], aux_loss, self._aux_grad_scale())
         return tuple(outs)
+
+    def _raise_if_not_finite(self, stem_finite: torch.Tensor) -> None:
+        """Stops at the first block whose router or experts produced NaN/inf, naming it:
+        one host synchronisation per forward."""
+        flags = [(name, block.finite) for name, block in self.named_modules()
+                 if isinstance(block, PCEBlock) and block.finite is not None]
+        if bool(torch.cat([stem_finite.view(1)] + [f for _, f in flags]).all()):
+            return
+        if not stem_finite:
+            raise FloatingPointError(
+                f'PCENet: the stem output holds NaN/inf{self.schedule.where()}: the input '
+                'image or the weights are already non-finite (did an earlier step diverge?)')
+        parts = ('router logits', 'expert outputs', 'context output')
+        for name, finite in flags:
+            bad = [parts[i] for i, ok in enumerate(finite.tolist()) if not ok]
+            if bad:
+                after = f' (then in its {", ".join(bad[1:])})' if len(bad) > 1 else ''
+                raise FloatingPointError(
+                    f'PCENet: non-finite values (NaN/inf) first in {bad[0]} of block '
+                    f'backbone.{name}{after}{self.schedule.where()}; lower the learning rate, '
+                    'or set router_loss_weights=dict(z=...) to keep router logits bounded')
 
     def _idle_parameters_term(self) -> Optional[torch.Tensor]:
         """0 times the router and attention parameters: in phase 1 they are idle, and DDP
@@ -296,8 +338,8 @@ class PCENet(BaseModule):
         """Weighted router losses, averaged over blocks, and per-stage statistics, logged."""
         terms = {'entropy': [], 'balance': [], 'z': []}
         stages = {}
-        for i, name in enumerate(self.res_layers):
-            blocks = [m for m in getattr(self, name) if isinstance(m, PCEBlock)]
+        for i in range(len(self.res_layers)):
+            blocks = self.stage_blocks(i)
             routings = [b.last_routing for b in blocks if b.last_routing is not None]
             for b in blocks:            # they hold the graph: do not keep it past backward
                 b.last_routing = None

@@ -1,0 +1,8 @@
+"""Interpretation of trained PCE models: router maps and class x expert usage."""
+from .routing import (StageRouting, expand_to_input, image_pipeline, load_model,
+                      position_only_routing, route_batch)
+from .usage import accumulate, normalized_mutual_info, patch_classes
+
+__all__ = ['StageRouting', 'load_model', 'image_pipeline', 'route_batch',
+           'position_only_routing', 'expand_to_input', 'patch_classes', 'accumulate',
+           'normalized_mutual_info']
