@@ -5,23 +5,14 @@ import re
 
 import numpy as np
 import pytest
-from mmengine.config import Config
-from mmpretrain.registry import DATASETS
-from mmpretrain.datasets import CIFAR10, MNIST
-from official_formats import (CIFAR10_CLASSES, write_cifar10, write_mnist, write_pcam,
-                              write_tiny_imagenet)
 from helpers import REPO, build_runner, load_config
+from mmengine.config import Config
+from mmpretrain.datasets import MNIST
+from mmpretrain.registry import DATASETS
 
 from pce_mm.models import PCENet
-
-
-class CIFAR10WithoutMD5(CIFAR10):
-    """mmpretrain's CIFAR10 checks the md5 of the official files (and tries to download on a
-    mismatch); tiny files written in the same format cannot match it."""
-    train_list = [[name, None] for name, _ in CIFAR10.train_list]
-    test_list = [[name, None] for name, _ in CIFAR10.test_list]
-    meta = dict(CIFAR10.meta, md5=None)
-
+from pce_mm.testing import (CIFAR10_CLASSES, CIFAR10WithoutMD5, write_cifar10, write_mnist,
+                            write_pcam, write_tiny_imagenet)
 
 DATASETS.register_module(module=CIFAR10WithoutMD5, force=True)
 

@@ -9,8 +9,9 @@ import subprocess
 import sys
 
 import torch
-from official_formats import write_mnist
 from helpers import REPO
+
+from pce_mm.testing import write_mnist
 
 RANK_DUMP_HOOK = '''
 import os.path as osp

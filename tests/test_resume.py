@@ -12,8 +12,9 @@ import time
 
 import pytest
 import torch
-from official_formats import write_mnist
 from helpers import REPO
+
+from pce_mm.testing import write_mnist
 
 MAX_ITERS, WARMUP_ITERS = 16, 6
 

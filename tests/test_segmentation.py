@@ -1,15 +1,16 @@
 """Segmentation: the UperNet VOC twins, and mmseg's own UperNet VOC config with PCENet
 swapped in, on tiny official-format VOC files through a real Runner."""
 import os.path as osp
+import shutil
 
 import mmseg
-from mmengine.config import Config
-from official_formats import write_voc_aug
-from helpers import REPO, build_runner, load_config
-
 import pytest
+from helpers import REPO, build_runner, load_config
+from mmengine.config import Config
 
 from pce_mm.models import PCENet
+from pce_mm.testing import write_voc_aug
+from pce_mm.utils import merge_cli_options
 
 CROP = (64, 64)
 
@@ -56,7 +57,6 @@ def test_upernet_twin_trains_and_reports_miou(name, voc_root, tmp_path):
 def test_sbd_aug_set_is_used_when_present(voc_root, tmp_path):
     from mmseg.registry import DATASETS
     voc2012 = str(tmp_path / 'VOC2012')
-    import shutil
     shutil.copytree(osp.join(voc_root, 'VOC2012'), voc2012)
     cfg = load_config('pce_upernet_voc', {'data_root': voc2012})
     without = DATASETS.build(cfg.train_dataloader.dataset)
@@ -72,12 +72,10 @@ def test_mmseg_own_upernet_voc_config_takes_pcenet_as_a_drop_in(voc_root, tmp_pa
     cfg.model.pretrained = None
     cfg.custom_imports = dict(imports=['pce_mm'], allow_failed_imports=False)
     voc2012 = str(tmp_path / 'VOC2012')
-    import shutil
     shutil.copytree(osp.join(voc_root, 'VOC2012'), voc2012)
     write_voc_aug(voc2012)                           # mmseg's voc12aug needs the SBD files
     cfg.data_root = 'data/VOCdevkit/VOC2012'
     options = tiny_options(voc2012)
-    from pce_mm.utils import merge_cli_options
     merge_cli_options(cfg, options)
     for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[field].update(num_workers=0, persistent_workers=False)

@@ -9,6 +9,7 @@ neighbouring pixels), runs the expert once on that batch and scatters the weight
 back: only the ``k`` chosen experts run on a patch. Dense dispatch runs every expert on the
 whole map and masks the results; it is the reference the sparse path is tested against.
 """
+import functools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -92,9 +93,27 @@ class PatchGrid:
         return x[:, :, :self.height, :self.width]
 
 
+@functools.lru_cache(maxsize=64)
+def _cell_pixels(rows: int, cols: int, patch: int, side: int, row_stride: int,
+                 device: torch.device) -> torch.Tensor:
+    """``(n, side * side)`` flat indices, in a row-major map ``row_stride`` pixels wide, of
+    the ``side x side`` square starting at each cell's top-left corner (cells ``patch``
+    apart)."""
+    top = torch.arange(rows, device=device) * patch
+    left = torch.arange(cols, device=device) * patch
+    offset = torch.arange(side, device=device)
+    ys = (top[:, None, None, None] + offset[None, None, :, None]) * row_stride
+    xs = left[None, :, None, None] + offset[None, None, None, :]
+    return (ys + xs).reshape(rows * cols, side * side)
+
+
 def sparse_dispatch(x: torch.Tensor, grid: PatchGrid, experts: Sequence[nn.Module],
                     indices: torch.Tensor, weights: torch.Tensor, halo: int) -> torch.Tensor:
     """Runs each patch through its ``k`` experts only and sums them with ``weights``.
+
+    The map is read in channels-last order, so gathering a patch with its halo is a copy of
+    ``q * q`` rows of ``c`` contiguous values (and its gradient a row scatter-add); the
+    experts run on channels-last tiles and their weighted outputs are added back row-wise.
 
     Args:
         x: ``(b, c, h, w)`` expert input.
@@ -105,22 +124,36 @@ def sparse_dispatch(x: torch.Tensor, grid: PatchGrid, experts: Sequence[nn.Modul
         ``(b, c_out, h, w)``.
     """
     b, n, k = indices.shape
+    c, p, q = x.shape[1], grid.patch, grid.patch + 2 * halo
     flat = indices.reshape(-1)                                     # (m,)
     order = torch.argsort(flat, stable=True)                       # assignments by expert
     counts = torch.bincount(flat, minlength=len(experts)).tolist()
     patch = order // k                                             # (m,) in [0, b * n)
     image, cell = patch // n, patch % n
-    win = grid.windows(x, halo)                                    # (b, c, gh, gw, q, q)
-    inputs = win[image, :, cell // grid.cols, cell % grid.cols]    # (m, c, q, q)
+
+    height, width = grid.rows * p + 2 * halo, grid.cols * p + 2 * halo
+    padded = F.pad(x, (halo, width - halo - grid.width, halo, height - halo - grid.height))
+    pixels = padded.permute(0, 2, 3, 1).reshape(b * height * width, c)
+    window = _cell_pixels(grid.rows, grid.cols, p, q, width, x.device)
+    rows = (image * (height * width))[:, None] + window[cell]      # (m, q * q)
+    tiles = pixels.index_select(0, rows.reshape(-1)).view(-1, q, q, c)   # (m, q, q, c)
     # Every expert runs, on an empty batch when it has no patches: that keeps all of them in
     # the autograd graph (DDP needs no find_unused_parameters) and keeps SyncBN's collective
     # calls in step across ranks.
-    outputs = torch.cat([expert(chunk) for expert, chunk
-                         in zip(experts, inputs.split(counts))])   # (m, c_out, p, p)
+    # Split and concatenate in channels-last order, where the pieces (and, backwards, their
+    # gradients) are plain memory blocks; each expert sees an NCHW view of its tiles.
+    outputs = torch.cat([expert(chunk.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+                         for expert, chunk in zip(experts, tiles.split(counts))])
+    c_out = outputs.shape[-1]                                      # (m, p, p, c_out)
     outputs = outputs * weights.reshape(-1)[order].view(-1, 1, 1, 1).to(outputs.dtype)
-    combined = outputs.new_zeros((b * n, ) + outputs.shape[1:])
-    combined.index_add_(0, patch, outputs)                         # (b * n, c_out, p, p)
-    return grid.fold(combined, b)
+
+    out_h, out_w = grid.rows * p, grid.cols * p
+    cells = _cell_pixels(grid.rows, grid.cols, p, p, out_w, x.device)
+    out_rows = (image * (out_h * out_w))[:, None] + cells[cell]    # (m, p * p)
+    combined = outputs.new_zeros(b * out_h * out_w, c_out)
+    combined.index_add_(0, out_rows.reshape(-1), outputs.reshape(-1, c_out))
+    combined = combined.view(b, out_h, out_w, c_out).permute(0, 3, 1, 2)
+    return combined[:, :, :grid.height, :grid.width]
 
 
 def dense_dispatch(x: torch.Tensor, grid: PatchGrid, experts: Sequence[nn.Module],

@@ -10,13 +10,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import REPO, build_runner, load_config
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
-from official_formats import write_mnist
-from helpers import REPO, build_runner, load_config
 
 from pce_mm.analysis import normalized_mutual_info
 from pce_mm.datasets.voc_demo import write_image_set, write_voc_sample
+from pce_mm.testing import write_mnist
 
 
 def run_tool(*args) -> subprocess.CompletedProcess:

@@ -3,9 +3,9 @@ import os.path as osp
 
 import numpy as np
 import pytest
-from official_formats import write_pcam
 
 from pce_mm.datasets import PCam
+from pce_mm.testing import write_pcam
 
 
 @pytest.mark.parametrize('gzipped', [False, True])

@@ -3,9 +3,9 @@ import os
 import os.path as osp
 
 import pytest
-from official_formats import write_tiny_imagenet
 
 from pce_mm.datasets import TinyImageNet
+from pce_mm.testing import write_tiny_imagenet
 
 
 @pytest.fixture

@@ -8,10 +8,11 @@ import re
 
 import pytest
 import torch
+from helpers import build_runner, load_config
 from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
-from official_formats import write_mnist
-from helpers import build_runner, load_config
+
+from pce_mm.testing import write_mnist
 
 
 @pytest.fixture(scope='module')

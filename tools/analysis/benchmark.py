@@ -71,7 +71,8 @@ def train_step_stats(spec: dict, side: int, batch: int, device: str, warmup: int
     """Throughput and peak memory of a backbone's training step (runs in a fresh process
     on CPU, so the peak resident set belongs to this model alone)."""
     torch.manual_seed(0)
-    model = build_backbone(spec).to(device).train()
+    model = build_backbone(spec).to(device)
+    model.train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     x = torch.randn(batch, 3, side, side, device=device)
 
@@ -104,7 +105,8 @@ def in_fresh_process(fn: Callable, *args):
 
 def flops_and_params(model: nn.Module, side: int, device: str) -> Dict[str, float]:
     from mmengine.analysis import FlopAnalyzer
-    model = model.to(device).eval()
+    model = model.to(device)
+    model.eval()                 # mmpretrain's ResNet.train() returns None: no chaining
     analyzer = FlopAnalyzer(model, (torch.randn(1, 3, side, side, device=device), ))
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
@@ -164,9 +166,10 @@ def make_block(num_experts: int, dispatch: str, device: str):
                     top_k=2, patch_size=BLOCK['patch_size'], dispatch=dispatch).to(device)
 
 
-def block_times(num_experts: int, dispatch: str, args, batch: int) -> Dict[str, float]:
-    """Forward + backward of the expert stage (routing and dispatch: what E, k and the
-    dispatch mode change) and of the whole block (plus the 1x1 reduce and combine)."""
+def block_step(num_experts: int, dispatch: str, args, batch: int, whole: bool) -> Callable:
+    """Forward + backward of one block: of its expert stage only (routing and dispatch:
+    what E, k and the dispatch mode change) or of the whole block (plus the 1x1 reduce and
+    combine)."""
     from pce_mm.models.dispatch import DISPATCHERS, PatchGrid
     torch.manual_seed(0)
     block = make_block(num_experts, dispatch, args.device).train()
@@ -182,17 +185,41 @@ def block_times(num_experts: int, dispatch: str, args, batch: int) -> Dict[str, 
                                   block.experts.halo)
         y.sum().backward()
 
-    def whole():
+    def full():
         block(x).sum().backward()
 
-    return dict(stage_s=median_time(stage, args.device, args.warmup, args.repeats),
-                block_s=median_time(whole, args.device, args.warmup, args.repeats))
+    return full if whole else stage
+
+
+def interleaved_medians(steps: Dict[str, Callable], device: str, warmup: int,
+                        repeats: int) -> Dict[str, float]:
+    """Median time of each step, timed in turns (one run of each per round), so that a
+    machine getting faster or slower during the run shifts all of them alike."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            sync(device)
+            start = time.perf_counter()
+            step()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def section_dispatch(args) -> Dict:
     batch = 2 if args.quick else BLOCK['batch']
-    sparse, dense = block_times(8, 'sparse', args, batch), block_times(8, 'dense', args, batch)
-    scaling = {e: block_times(e, 'sparse', args, batch) for e in (2, 4, 8, 16, 32)}
+    cases = [('dense', 8)] + [('sparse', e) for e in (2, 4, 8, 16, 32)]
+    timed = {}
+    for whole in (False, True):
+        steps = {f'{d}{e}': block_step(e, d, args, batch, whole) for d, e in cases}
+        timed[whole] = interleaved_medians(steps, args.device, args.warmup, args.repeats)
+    result = {f'{d}{e}': dict(stage_s=timed[False][f'{d}{e}'], block_s=timed[True][f'{d}{e}'])
+              for d, e in cases}
+    sparse, dense = result['sparse8'], result['dense8']
+    scaling = {e: result[f'sparse{e}'] for e in (2, 4, 8, 16, 32)}
     out = dict(block=dict(BLOCK, batch=batch, num_experts=8, top_k=2), sparse=sparse,
                dense=dense,
                sparse_vs_dense_speedup=dense['stage_s'] / sparse['stage_s'],

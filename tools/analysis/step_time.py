@@ -1,0 +1,100 @@
+"""Time a config's training step at its own batch and image size, on this machine, without
+the real data: small files in the dataset's official format are written to a temporary
+folder, and the config trains on them through mmengine's Runner.
+
+    python tools/analysis/step_time.py CONFIG [CONFIG ...] [--steps 3] [--warmup 1]
+
+Prints one line per config, the median of ``--steps`` iterations (data loading included)
+after ``--warmup``, and a markdown table at the end.
+"""
+import argparse
+import math
+import os.path as osp
+import statistics
+import tempfile
+
+from mmengine.config import Config
+from mmengine.registry import DATASETS
+from mmengine.runner import Runner
+
+import pce_mm  # noqa: F401  (compat fixes and registration)
+from pce_mm.datasets.voc_demo import make_demo_voc
+from pce_mm.testing import (CIFAR10WithoutMD5, write_cifar10, write_mnist, write_pcam,
+                            write_tiny_imagenet)
+from pce_mm.utils import adapt_to_cpu, merge_cli_options
+
+DATASETS.register_module(module=CIFAR10WithoutMD5, force=True)
+
+
+def dataset_type(cfg: Config) -> str:
+    dataset = cfg.train_dataloader.dataset
+    while 'dataset' in dataset or 'datasets' in dataset:
+        dataset = dataset.get('dataset') or dataset['datasets'][0]
+    return dataset['type']
+
+
+def write_data(kind: str, root: str, samples: int) -> dict:
+    """Official-format data with at least ``samples`` training samples; returns the
+    --cfg-options pointing the config at it."""
+    if kind == 'MNIST':
+        write_mnist(root, num_train=samples, num_test=4)
+    elif kind == 'CIFAR10':
+        write_cifar10(root, per_batch=math.ceil(samples / 5))
+        return {'data_root': root, 'train_dataloader.dataset.type': 'CIFAR10WithoutMD5'}
+    elif kind == 'TinyImageNet':
+        write_tiny_imagenet(root, per_class=math.ceil(samples / 3), num_val=4)
+    elif kind == 'PCam':
+        write_pcam(root, sizes=(('train', samples), ('valid', 4), ('test', 4)))
+    elif kind in ('VOCDataset', 'PascalVOCDataset'):
+        # VOC's typical 500x375 photographs; the config's pipeline resizes them.
+        make_demo_voc(root, num_train=max(samples, 4), num_test=2, size=(375, 500))
+        return {'data_root': root + ('/VOC2012' if kind == 'PascalVOCDataset' else '/')}
+    else:
+        raise ValueError(f'step_time.py cannot make data for dataset type {kind!r}')
+    return {'data_root': root}
+
+
+def step_time(config: str, steps: int, warmup: int, work_dir: str) -> float:
+    cfg = Config.fromfile(config)
+    batch = cfg.train_dataloader.batch_size
+    iters = steps + warmup
+    # Detection repeats and concatenates two VOC years: half the images per year suffice.
+    options = write_data(dataset_type(cfg), osp.join(work_dir, 'data'), batch * iters)
+    merge_cli_options(cfg, options)
+    cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=10**9)
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.test_cfg = cfg.test_dataloader = cfg.test_evaluator = None
+    cfg.param_scheduler = []
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=10**9)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+    cfg.log_processor = dict(by_epoch=False, window_size=1)
+    cfg.work_dir = osp.join(work_dir, 'work')
+    cfg.experiment_name = osp.splitext(osp.basename(config))[0]
+    adapt_to_cpu(cfg)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    times = runner.message_hub.get_scalar('train/time').data[0]
+    return statistics.median(times[warmup:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('configs', nargs='+')
+    parser.add_argument('--steps', type=int, default=3)
+    parser.add_argument('--warmup', type=int, default=1)
+    args = parser.parse_args()
+    rows = []
+    for config in args.configs:
+        cfg = Config.fromfile(config)
+        with tempfile.TemporaryDirectory() as tmp:
+            seconds = step_time(config, args.steps, args.warmup, tmp)
+        print(f'STEP {config}: {seconds:.3f} s/step (batch {cfg.train_dataloader.batch_size})')
+        rows.append((config, cfg.train_dataloader.batch_size, seconds))
+    print('\n| config | batch | s / step |\n|---|---|---|')
+    for config, batch, seconds in rows:
+        print(f'| `{osp.basename(config)}` | {batch} | {seconds:.2f} |')
+
+
+if __name__ == '__main__':
+    main()
