@@ -19,7 +19,7 @@ from torch import nn
 
 from ..models import PCENet
 from ..models.dispatch import PatchGrid
-from ..utils import adapt_to_cpu
+from ..utils import adapt_to_cpu, merge_cli_options
 
 __all__ = ['StageRouting', 'load_model', 'image_pipeline', 'route_batch',
            'position_only_routing', 'expand_to_input']
@@ -35,10 +35,13 @@ class StageRouting:
     centres: torch.Tensor      # (gh, gw, 2) patch centres (y, x) in network-input pixels
 
 
-def load_model(config: str, checkpoint: str, device: str = 'cpu') -> tuple:
-    """``(cfg, model)``: the config's model with the checkpoint's weights, in eval mode."""
+def load_model(config: str, checkpoint: str, device: str = 'cpu',
+               options: Optional[dict] = None) -> tuple:
+    """``(cfg, model)``: the config (with ``--cfg-options`` merged) and its model with the
+    checkpoint's weights, in eval mode."""
     from mmengine.registry import MODELS
-    cfg = adapt_to_cpu(Config.fromfile(config))       # imports its custom_imports
+    cfg = Config.fromfile(config)                     # imports its custom_imports
+    adapt_to_cpu(merge_cli_options(cfg, options))
     init_default_scope(cfg.get('default_scope', 'mmengine'))
     model = MODELS.build(cfg.model)
     backbone = getattr(model, 'backbone', None)

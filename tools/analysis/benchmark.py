@@ -4,7 +4,7 @@
 
 Sections (a table each on stdout, everything in OUT):
 1. PCENet vs ResNet at matched active FLOPs, per preset: train-step throughput
-   (forward + backward + SGD step, images/s) and peak memory of the step.
+   (forward + backward + SGD step, images/s) and the memory the step needs.
 2. Sparse vs dense dispatch of one PCE block at E=8, k=2 (forward + backward).
 3. Time of that block as E grows at k=2.
 4. FLOPs and parameters, active and total, counted by mmengine's FlopAnalyzer.
@@ -14,7 +14,6 @@ Every time is the median of ``--repeats`` runs after ``--warmup`` runs.
 """
 import argparse
 import json
-import multiprocessing as mp
 import platform
 import statistics
 import time
@@ -58,18 +57,31 @@ def build_backbone(spec: dict) -> nn.Module:
     return MODELS.build(spec)
 
 
-def _rss_kib(field: str) -> int:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1])
-    return 0
+def training_memory(model: nn.Module, x: torch.Tensor) -> Dict[str, float]:
+    """Memory a training step needs, counted tensor by tensor (the CPU allocator has no
+    peak statistic, and the process's resident set mostly shows what glibc kept): the
+    storages autograd saves for backward during the forward pass, plus parameters, their
+    gradients and SGD momentum (3x the parameters)."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in params:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = sum(o.float().mean() for o in model(x))
+    loss.backward()
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    activations = sum(saved.values())
+    return dict(activation_mib=activations / 2**20,
+                train_mib=(activations + 3 * param_bytes) / 2**20)
 
 
-def train_step_stats(spec: dict, side: int, batch: int, device: str, warmup: int,
-                     repeats: int) -> Dict[str, float]:
-    """Throughput and peak memory of a backbone's training step (runs in a fresh process
-    on CPU, so the peak resident set belongs to this model alone)."""
+def train_step(spec: dict, side: int, batch: int, device: str) -> tuple:
+    """``(step, model, x)``: one training step of a backbone (forward, backward, SGD)."""
     torch.manual_seed(0)
     model = build_backbone(spec).to(device)
     model.train()
@@ -82,25 +94,20 @@ def train_step_stats(spec: dict, side: int, batch: int, device: str, warmup: int
         opt.step()
 
     step()                                          # creates grads and optimizer state
+    return step, model, x
+
+
+def step_memory(step: Callable, model: nn.Module, x: torch.Tensor, device: str) -> float:
+    """MiB a training step needs: the allocator's peak on a GPU, counted tensors on a CPU
+    (:func:`training_memory`)."""
     if device == 'cuda':
+        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        try:                                        # "5" resets the peak RSS (Linux >= 4.0)
-            with open('/proc/self/clear_refs', 'w') as f:
-                f.write('5')
-        except OSError:
-            pass
-        base = _rss_kib('VmRSS') * 1024
-    seconds = median_time(step, device, warmup, repeats)
-    peak = torch.cuda.max_memory_allocated() if device == 'cuda' else _rss_kib('VmHWM') * 1024
-    return dict(step_s=seconds, images_per_s=batch / seconds, peak_mib=peak / 2**20,
-                step_mib=max(peak - base, 0) / 2**20)
-
-
-def in_fresh_process(fn: Callable, *args):
-    with mp.get_context('spawn').Pool(1) as pool:
-        return pool.apply(fn, args)
+        step()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() / 2**20
+    model.zero_grad(set_to_none=True)
+    return training_memory(model, x)['train_mib']
 
 
 def flops_and_params(model: nn.Module, side: int, device: str) -> Dict[str, float]:
@@ -131,11 +138,14 @@ def section_pce_vs_resnet(args) -> Dict:
                                  side, args.device)
         ref = flops_and_params(build_backbone(resnet), side, args.device)
         params = pce.count_params()
-        run = (lambda s: in_fresh_process(train_step_stats, s, side, batch, args.device,
-                                          args.warmup, args.repeats)) \
-            if args.device == 'cpu' else \
-            (lambda s: train_step_stats(s, side, batch, args.device, args.warmup, args.repeats))
-        pce_run, ref_run = run(pce_spec), run(resnet)
+        pce_step = train_step(pce_spec, side, batch, args.device)
+        ref_step = train_step(resnet, side, batch, args.device)
+        seconds = interleaved_medians(dict(pce=pce_step[0], resnet=ref_step[0]), args.device,
+                                      args.warmup, args.repeats)
+        pce_run = dict(step_s=seconds['pce'], images_per_s=batch / seconds['pce'],
+                       memory_mib=step_memory(*pce_step, args.device))
+        ref_run = dict(step_s=seconds['resnet'], images_per_s=batch / seconds['resnet'],
+                       memory_mib=step_memory(*ref_step, args.device))
         out[arch] = dict(
             input=[batch, 3, side, side], resnet=resnet['type'] + str(resnet['depth']),
             pce_active_gflops=active['gflops'], pce_total_gflops=total['gflops'],
@@ -144,17 +154,18 @@ def section_pce_vs_resnet(args) -> Dict:
             pce_params_m=params['total'] / 1e6, pce_active_params_m=params['active'] / 1e6,
             resnet_params_m=ref['params_m'], pce=pce_run, resnet_step=ref_run,
             throughput_ratio=pce_run['images_per_s'] / ref_run['images_per_s'],
-            peak_memory_ratio=pce_run['step_mib'] / max(ref_run['step_mib'], 1e-9))
+            peak_memory_ratio=pce_run['memory_mib'] / ref_run['memory_mib'])
         o = out[arch]
         rows.append(f"| {arch} vs {o['resnet']} | {side} | {batch} | "
                     f"{o['pce_active_gflops']:.2f} / {o['resnet_gflops']:.2f} "
                     f"({o['flops_ratio']:.3f}) | "
                     f"{pce_run['images_per_s']:.1f} / {ref_run['images_per_s']:.1f} "
                     f"({o['throughput_ratio']:.2f}) | "
-                    f"{pce_run['step_mib']:.0f} / {ref_run['step_mib']:.0f} "
+                    f"{pce_run['memory_mib']:.0f} / {ref_run['memory_mib']:.0f} "
                     f"({o['peak_memory_ratio']:.2f}) |")
     print('\n## PCENet vs ResNet, train step (PCE / ResNet (ratio))\n')
-    print('| pair | side | batch | active GFLOPs | images/s | step memory MiB |')
+    memory = 'peak MiB' if args.device == 'cuda' else 'memory MiB (saved + 3x params)'
+    print(f'| pair | side | batch | active GFLOPs | images/s | {memory} |')
     print('|---|---|---|---|---|---|')
     print('\n'.join(rows))
     return out

@@ -23,7 +23,6 @@ import pce_mm  # noqa: F401  (compat fixes and registration)
 from pce_mm.analysis import (accumulate, load_model, normalized_mutual_info, patch_classes,
                              route_batch)
 from pce_mm.analysis.figures import draw_usage_matrix
-from pce_mm.utils import merge_cli_options
 
 
 def parse_args() -> argparse.Namespace:
@@ -41,8 +40,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg, model = load_model(args.config, args.checkpoint, args.device)
-    merge_cli_options(cfg, args.cfg_options)
+    cfg, model = load_model(args.config, args.checkpoint, args.device, args.cfg_options)
     loader = Runner.build_dataloader(cfg[f'{args.split}_dataloader'])
     classes = list(loader.dataset.metainfo['classes'])
     rows = classes + ['none']

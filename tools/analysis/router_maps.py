@@ -2,7 +2,7 @@
 the router's confidence, and the choice of position alone.
 
     python tools/analysis/router_maps.py CONFIG CHECKPOINT --images A.jpg [B.jpg ...]
-        --out-dir DIR [--block last|first] [--device cpu|cuda]
+        --out-dir DIR [--block last|first] [--device cpu|cuda] [--cfg-options k=v ...]
 
 Writes DIR/<image>_stage<s>.png and DIR/position_only.json (the position-only top-1 expert
 of every patch per stage, for the first image's input size).
@@ -12,6 +12,7 @@ import json
 import os
 import os.path as osp
 
+from mmengine.config import DictAction
 from mmengine.dataset import pseudo_collate
 
 import pce_mm  # noqa: F401  (compat fixes and registration)
@@ -28,6 +29,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--block', choices=['last', 'first'], default='last',
                         help='which PCE block of each stage to show')
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, e.g. the test pipeline\'s image scale')
     return parser.parse_args()
 
 
@@ -36,7 +39,7 @@ def main() -> None:
     missing = [p for p in args.images if not osp.isfile(p)]
     if missing:
         raise FileNotFoundError(f'--images: no such file(s): {missing}')
-    cfg, model = load_model(args.config, args.checkpoint, args.device)
+    cfg, model = load_model(args.config, args.checkpoint, args.device, args.cfg_options)
     pipeline = image_pipeline(cfg, model)
     os.makedirs(args.out_dir, exist_ok=True)
     positions = {}
