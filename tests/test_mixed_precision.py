@@ -17,7 +17,7 @@ def test_two_hundred_bf16_iterations_over_both_phases_stay_finite(tmp_path):
     config.write_text(f'''
 _base_ = '{REPO}/configs/pce_mnist.py'
 model = dict(backbone=dict(warmup_iters=50, router_loss_weights=dict(z=1e-3)))
-train_dataloader = dict(batch_size=16, num_workers=0, persistent_workers=False,
+train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
                         dataset=dict(data_root='{tmp_path}/mnist'))
 val_dataloader = dict(num_workers=0, persistent_workers=False,
                       dataset=dict(data_root='{tmp_path}/mnist'))
@@ -36,7 +36,9 @@ log_processor = dict(by_epoch=False)
     assert 'No CUDA: --amp trains under bfloat16 autocast' in log
     assert "type='BF16OptimWrapper'" in log
     assert 'phase 2 (router and deformable attention on) from epoch 1, iteration 51' in log
-    lines = re.findall(r'Iter\(train\) \[\s*\d+/200\].*', log)
+    # an epoch shorter than the interval adds end-of-epoch lines: keep the every-10 ones
+    lines = [m.group(0) for m in re.finditer(r'Iter\(train\) \[\s*(\d+)/200\].*', log)
+             if int(m.group(1)) % 10 == 0]
     assert len(lines) == ITERS // 10 and f'[{ITERS}/{ITERS}]' in lines[-1]
     losses = [float(v) for line in lines for v in re.findall(r' loss\w*: ([-\w.]+)', line)]
     assert losses and all(v == v and abs(v) < 1e4 for v in losses)   # no nan / inf

@@ -22,17 +22,21 @@ class TwoPhaseSchedule:
         warmup_epochs: epochs of phase 1; 0 turns phase 1 off.
         warmup_iters: iterations of phase 1; when set, it wins over ``warmup_epochs``
             (iteration-based loops, such as mmseg's, count no epochs).
+        ramp_iters: iterations after the switch over which :meth:`ramp` rises from 0 to 1.
         name: how log lines name the model.
     """
 
     def __init__(self, warmup_epochs: int = 10, warmup_iters: Optional[int] = None,
-                 name: str = 'PCENet'):
+                 ramp_iters: int = 0, name: str = 'PCENet'):
         if warmup_epochs < 0:
             raise ValueError(f'warmup_epochs must be >= 0, got {warmup_epochs}')
         if warmup_iters is not None and warmup_iters < 0:
             raise ValueError(f'warmup_iters must be >= 0 or None, got {warmup_iters}')
+        if ramp_iters < 0:
+            raise ValueError(f'ramp_iters must be >= 0, got {ramp_iters}')
         self.warmup_epochs = warmup_epochs
         self.warmup_iters = warmup_iters
+        self.ramp_iters = ramp_iters
         self.name = name
         self.forced: Optional[int] = None
         self._logged: Optional[int] = None
@@ -59,6 +63,25 @@ class TwoPhaseSchedule:
         if training:
             self._log(phase, info)
         return phase
+
+    def ramp(self) -> float:
+        """Share of the routed expert output in phase 2, rising linearly over the first
+        ``ramp_iters`` iterations after the switch (the rest is phase 1's combination);
+        1 outside a Runner's loops or when the phase is forced.
+
+        The switch iteration follows from the settings and the loop's length
+        (``warmup_epochs * max_iters / max_epochs``), so a resumed run ramps on where it
+        stopped.
+        """
+        info = MessageHub.get_current_instance().runtime_info
+        if (self.forced is not None or not self.ramp_iters
+                or info.get('loop_stage') not in ('train', 'val') or 'iter' not in info):
+            return 1.0
+        if self.warmup_iters is not None:
+            switch = self.warmup_iters
+        else:
+            switch = self.warmup_epochs * info['max_iters'] // max(info['max_epochs'], 1)
+        return min(1.0, max(info['iter'] - switch + 1, 0) / self.ramp_iters)
 
     @staticmethod
     def where() -> str:

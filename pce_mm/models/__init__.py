@@ -3,6 +3,7 @@ from .block import PCEBlock
 from .context import DeformableContext
 from .dispatch import PatchGrid, dense_dispatch, sparse_dispatch
 from .experts import ConvExperts
+from .norm import LayerNorm2d
 from .pcenet import PCENet
 from .router import PatchRouter, Routing
 

@@ -58,6 +58,7 @@ class PCEBlock(BaseModule):
                  context_cfg: Optional[dict] = None,
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 expert_norm_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         if patch_size < 1:
@@ -81,7 +82,8 @@ class PCEBlock(BaseModule):
                                  norm_cfg=norm_cfg)
         self.router = PatchRouter(expert_channels, num_experts, top_k, **(router_cfg or {}))
         self.experts = ConvExperts(num_experts, expert_channels, expert_channels,
-                                   expert_kernel, conv_cfg=conv_cfg, norm_cfg=norm_cfg)
+                                   expert_kernel, conv_cfg=conv_cfg,
+                                   norm_cfg=expert_norm_cfg or norm_cfg)
         self.combine = ConvModule(expert_channels, channels, 1, conv_cfg=conv_cfg,
                                   norm_cfg=norm_cfg, act_cfg=None)
         self.context = DeformableContext(channels, **(context_cfg or {})) \
@@ -114,22 +116,30 @@ class PCEBlock(BaseModule):
         weight = 1.0 / indices.shape[-1] if self.warmup_combine == 'mean' else 1.0
         return dispatch, indices, torch.full(indices.shape, weight, device=device)
 
-    def forward(self, x: torch.Tensor, warmup: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, warmup: bool = False,
+                ramp: float = 1.0) -> torch.Tensor:
         """``warmup``: phase 1, experts without router (see ``warmup_experts``) and no
-        context. Otherwise the routing is kept in ``last_routing`` for the losses."""
+        context. Otherwise the routing is kept in ``last_routing`` for the losses, and a
+        ``ramp`` below 1 mixes the routed expert output with phase 1's combination (right
+        after the switch)."""
         h = self.reduce(x)                                          # (b, ce, h, w)
         grid = PatchGrid(h.shape[2], h.shape[3], self.patch_size)
         self.last_grid = grid
-        if warmup:
+        halo = self.experts.halo
+        if warmup or ramp < 1:
             dispatch, indices, weights = self.warmup_assignment(h.shape[0], grid, h.device)
-            self.last_routing = None
+            y_warm = DISPATCHERS[dispatch](h, grid, self.experts, indices, weights, halo)
+        if warmup:
+            y, routing = y_warm, None
         else:
             routing = self.route(h, grid)
-            dispatch, indices, weights = self.dispatch, routing.indices, routing.weights
-            self.last_routing = routing
-        y = DISPATCHERS[dispatch](h, grid, self.experts, indices, weights, self.experts.halo)
+            y = DISPATCHERS[self.dispatch](h, grid, self.experts, routing.indices,
+                                           routing.weights, halo)
+            if ramp < 1:
+                y = ramp * y + (1 - ramp) * y_warm
+        self.last_routing = routing
         ok = y.new_ones((), dtype=torch.bool)
-        checks = [ok if warmup else torch.isfinite(routing.logits).all(),
+        checks = [ok if routing is None else torch.isfinite(routing.logits).all(),
                   torch.isfinite(y).all()]
         y = self.combine(y)                                         # (b, c, h, w)
         if self.residual:

@@ -46,9 +46,15 @@ class PCENet(BaseModule):
             it off. The phase follows the Runner's progress; see
             :class:`~pce_mm.engine.TwoPhaseSchedule` and :meth:`set_phase`.
         warmup_iters: iterations of phase 1; wins over ``warmup_epochs`` when set.
-        warmup_experts: phase 1 sends each patch to ``'all'`` experts or a ``'random'``
-            subset of ``top_k``.
+        warmup_experts: phase 1 sends each patch to ``'all'`` experts or to a ``'random'``
+            subset of ``top_k`` (as cheap as phase 2, but the demo detector's loss rose
+            during such a warm-up at lr 0.01).
         warmup_combine: phase 1 combines the experts by ``'mean'`` or ``'sum'``.
+        ramp_iters: after the switch, the expert output moves from phase 1's combination
+            to the router's over this many iterations (both are computed meanwhile); 0
+            switches at once. An abrupt switch from ``'all'`` replaced an average of
+            every expert by two of them, and the demo detector's loss went from 1.5 to
+            12.7 within 30 iterations at lr 0.01.
         router_loss_weights: weights of the router losses in phase 2: per-patch routing
             ``entropy``, Switch-style load ``balance`` and ``z`` (router z-loss); 0 turns
             one off. They reach the optimizer through the last returned feature map.
@@ -101,6 +107,7 @@ class PCENet(BaseModule):
                  warmup_iters: Optional[int] = None,
                  warmup_experts: str = 'all',
                  warmup_combine: str = 'mean',
+                 ramp_iters: int = 100,
                  router_loss_weights: Optional[Dict[str, float]] = None,
                  log_expert_load: bool = True,
                  check_finite: bool = True,
@@ -113,6 +120,7 @@ class PCENet(BaseModule):
                  frozen_stages: int = -1,
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 expert_norm_cfg: Optional[dict] = None,
                  norm_eval: bool = False,
                  zero_init_residual: bool = True,
                  init_cfg: Optional[Union[dict, list]] = None):
@@ -146,7 +154,7 @@ class PCENet(BaseModule):
         if any(w < 0 for w in weights.values()):
             raise ValueError(f'router_loss_weights must be >= 0, got {weights}')
         self.router_loss_weights = weights
-        self.schedule = TwoPhaseSchedule(warmup_epochs, warmup_iters)
+        self.schedule = TwoPhaseSchedule(warmup_epochs, warmup_iters, ramp_iters)
         self.log_expert_load = log_expert_load
         self.check_finite = check_finite
         # The factor the training loop applies to the task loss (RouterLossScaleHook).
@@ -178,7 +186,7 @@ class PCENet(BaseModule):
                     residual=residual,
                     with_context=with_context and (context == 'block' or j == depth - 1),
                     router_cfg=router_cfg, context_cfg=context_cfg, conv_cfg=conv_cfg,
-                    norm_cfg=norm_cfg))
+                    norm_cfg=norm_cfg, expert_norm_cfg=expert_norm_cfg))
             layer_name = f'layer{i + 1}'
             self.add_module(layer_name, nn.Sequential(*[b for b in blocks if b is not None]))
             self.res_layers.append(layer_name)
@@ -290,12 +298,13 @@ class PCENet(BaseModule):
             raise ValueError(f'PCENet was built with in_channels={self.in_channels} and expects '
                              f'(B, {self.in_channels}, H, W) input, got {tuple(x.shape)}')
         warmup = self.schedule.current(self.training) == WARMUP
+        ramp = 1.0 if warmup else self.schedule.ramp()
         x = self.stem(x)
         stem_finite = torch.isfinite(x).all() if self.check_finite else None
         outs = []
         for i, name in enumerate(self.res_layers):
             for module in getattr(self, name):
-                x = module(x, warmup=warmup) if isinstance(module, PCEBlock) else module(x)
+                x = module(x, warmup, ramp) if isinstance(module, PCEBlock) else module(x)
             if i in self.out_indices:
                 outs.append(x)
         if self.check_finite:

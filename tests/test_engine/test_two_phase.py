@@ -141,3 +141,39 @@ def test_loss_scale_hook_gives_the_router_losses_the_task_loss_factor(
     log = train_log(runner)
     assert runner.model.backbone.aux_loss_scale == factor
     assert 'loss_router_entropy' in log and 'nan' not in log.lower()
+
+
+def test_ramp_rises_over_ramp_iters_after_the_switch_and_is_one_outside_a_runner():
+    from mmengine.logging import MessageHub
+
+    from pce_mm.engine import TwoPhaseSchedule
+    assert TwoPhaseSchedule(warmup_epochs=2, ramp_iters=10).ramp() == 1.0   # no Runner
+    hub = MessageHub.get_instance('ramp_test')
+    try:
+        hub.update_info_dict(dict(loop_stage='train', max_epochs=4, max_iters=40))
+        by_epochs = TwoPhaseSchedule(warmup_epochs=2, ramp_iters=10)   # switch at iter 20
+        by_iters = TwoPhaseSchedule(warmup_epochs=2, warmup_iters=5, ramp_iters=4)
+        ramps = []
+        for it in (19, 20, 24, 29, 35):
+            hub.update_info_dict(dict(iter=it, epoch=it // 10))
+            ramps.append((by_epochs.ramp(), by_iters.ramp()))
+        assert ramps == [(0.0, 1.0), (0.1, 1.0), (0.5, 1.0), (1.0, 1.0), (1.0, 1.0)]
+        hub.update_info_dict(dict(iter=6, epoch=0))
+        assert by_iters.ramp() == 0.5                                   # iterations 6, 7 of 4
+        by_iters.force(2)
+        assert by_iters.ramp() == 1.0
+    finally:
+        MessageHub.get_instance('after_ramp_test')   # a clean current hub for later tests
+
+
+def test_ramp_mixes_phase_one_and_routed_expert_outputs():
+    from pce_mm.models import PCEBlock
+    block = PCEBlock(16, 8, num_experts=4, top_k=2, patch_size=4).eval()
+    x = torch.randn(1, 16, 8, 8)
+    with torch.no_grad():
+        warm, routed, half = block(x, True), block(x, False, 1.0), block(x, False, 0.5)
+    assert not torch.allclose(warm, routed)
+    # The mix is taken before the combine's 1x1 conv and BN (linear in eval) and the ReLU:
+    # where all three are positive, half lies midway.
+    both = (warm > 0) & (routed > 0) & (half > 0)
+    torch.testing.assert_close(half[both], ((warm + routed) / 2)[both], rtol=1e-4, atol=1e-5)

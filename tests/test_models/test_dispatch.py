@@ -89,3 +89,26 @@ def test_grid_centres_lie_in_the_unit_square_at_valid_part_centres():
     assert centres.shape == (6, 2)
     assert centres.min() > 0 and centres.max() < 1
     torch.testing.assert_close(centres[5], torch.tensor([9 / 10, 5.5 / 7]))
+
+
+@pytest.mark.parametrize('patch, size', [(8, (20, 17)), (4, (13, 21)), (2, (10, 10)),
+                                         (1, (5, 7))])
+def test_sparse_gradients_equal_dense_gradients_in_eval(patch, size, randomise_norm_stats):
+    # Covers every expert path: oneDNN convolution on tiles (patch 4, 8) and the matrix
+    # product for 2x2 and 1x1 outputs (patch 2, 1).
+    experts = randomise_norm_stats(ConvExperts(8, 6, 5, 3)).eval()
+    grid = PatchGrid(*size, patch=patch)
+    indices, weights = distinct_routing(2, grid.num_patches, 8, 2)
+    weights.requires_grad_()
+    x = torch.randn(2, 6, *size, requires_grad=True)
+    upstream = torch.randn(2, 5, *size)
+    grads = {}
+    for name, dispatch in (('sparse', sparse_dispatch), ('dense', dense_dispatch)):
+        experts.zero_grad()
+        x.grad = weights.grad = None
+        (dispatch(x, grid, experts, indices, weights, 1) * upstream).sum().backward()
+        grads[name] = [x.grad, weights.grad] + [p.grad for p in experts.parameters()
+                                                 if p.grad is not None]
+    assert len(grads['sparse']) == len(grads['dense']) > 2
+    for got, want in zip(grads['sparse'], grads['dense']):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
