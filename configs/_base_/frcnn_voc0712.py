@@ -16,6 +16,6 @@ optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))
 # mmdet's own from-scratch recipe (configs/scratch/) normalises the FPN with GroupNorm. Without
 # it the FPN's unnormalised convs learned to amplify the mean of the backbone's (post-ReLU)
 # features: in the PCE demo, after the switch to routing, the largest P3 activation went
-# from 2e1 to 2e4 within 40 iterations and the loss from 2.1 to 6.8 (lr 0.0025 to 0.01); with
+# from 2e1 to 2e4 within 40 iterations and the loss from 2.1 to 6.8 (as the LR warmed up to 0.01); with
 # GN the same seeded run fell to 1.33.
 model = dict(neck=dict(norm_cfg=dict(type='GN', num_groups=32, requires_grad=True)))

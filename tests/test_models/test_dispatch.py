@@ -112,3 +112,33 @@ def test_sparse_gradients_equal_dense_gradients_in_eval(patch, size, randomise_n
     assert len(grads['sparse']) == len(grads['dense']) > 2
     for got, want in zip(grads['sparse'], grads['dense']):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def sparse_and_dense_training_step(block, x):
+    results = {}
+    for dispatch in ('sparse', 'dense'):
+        block.dispatch = dispatch
+        block.zero_grad()
+        out = block(x)
+        out.square().sum().backward()
+        results[dispatch] = [out.detach()] + [p.grad.clone() for p in block.parameters()
+                                              if p.grad is not None]
+    return results['sparse'], results['dense']
+
+
+@pytest.mark.parametrize('norm', ['BN', 'LN2d'])
+def test_only_a_per_pixel_expert_norm_makes_sparse_equal_dense_in_training(norm):
+    # In training, BatchNorm normalises each expert over the patches routed to it (sparse)
+    # or over the whole map (dense); LN2d normalises each pixel alone, so both agree.
+    torch.manual_seed(0)
+    block = PCEBlock(16, 12, num_experts=8, top_k=2, patch_size=2,
+                     expert_norm_cfg=dict(type=norm)).double().train()
+    sparse, dense = sparse_and_dense_training_step(
+        block, torch.randn(2, 16, 10, 9, dtype=torch.float64))
+    assert len(sparse) == len(dense) > 10
+    if norm == 'BN':
+        assert not torch.allclose(sparse[0], dense[0], atol=1e-3)
+        return
+    assert type(block.experts.experts[0].norm).__name__ == 'LayerNorm2d'
+    for got, want in zip(sparse, dense):   # the router's softmax runs in float32
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
