@@ -47,14 +47,12 @@ class PCENet(BaseModule):
             :class:`~pce_mm.engine.TwoPhaseSchedule` and :meth:`set_phase`.
         warmup_iters: iterations of phase 1; wins over ``warmup_epochs`` when set.
         warmup_experts: phase 1 sends each patch to ``'all'`` experts or to a ``'random'``
-            subset of ``top_k`` (as cheap as phase 2, but the demo detector's loss rose
-            during such a warm-up at lr 0.01).
+            subset of ``top_k`` (as cheap as phase 2; ``'all'`` costs ``E / k`` times
+            its expert work, and gave the demo detector the better mAP).
         warmup_combine: phase 1 combines the experts by ``'mean'`` or ``'sum'``.
         ramp_iters: after the switch, the expert output moves from phase 1's combination
-            to the router's over this many iterations (both are computed meanwhile); 0
-            switches at once. An abrupt switch from ``'all'`` replaced an average of
-            every expert by two of them, and the demo detector's loss went from 1.5 to
-            12.7 within 30 iterations at lr 0.01.
+            to the router's over this many iterations (both are computed meanwhile, so
+            they cost phase 1's expert work on top); 0 switches at once.
         router_loss_weights: weights of the router losses in phase 2: per-patch routing
             ``entropy``, Switch-style load ``balance`` and ``z`` (router z-loss); 0 turns
             one off. They reach the optimizer through the last returned feature map.
