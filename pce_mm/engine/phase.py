@@ -15,6 +15,16 @@ __all__ = ['TwoPhaseSchedule']
 WARMUP, ROUTED = 1, 2
 
 
+def _progress() -> Optional[dict]:
+    """The Runner's progress (``epoch``, ``iter``, ...) inside its train and val loops, else
+    ``None``: a finished run leaves its progress in the MessageHub, which must not steer
+    later use of the model."""
+    info = MessageHub.get_current_instance().runtime_info
+    if info.get('loop_stage') not in ('train', 'val') or 'iter' not in info:
+        return None
+    return info
+
+
 class TwoPhaseSchedule:
     """Decides the phase from the Runner's progress, and logs each switch once.
 
@@ -51,10 +61,8 @@ class TwoPhaseSchedule:
     def current(self, training: bool) -> int:
         if self.forced is not None:
             return self.forced
-        info = MessageHub.get_current_instance().runtime_info
-        # Only a Runner's train and val loops say where training is; a finished run leaves
-        # its progress in the MessageHub, which must not steer later use of the model.
-        if info.get('loop_stage') not in ('train', 'val') or 'iter' not in info:
+        info = _progress()
+        if info is None:
             return ROUTED
         if self.warmup_iters is not None:
             phase = WARMUP if info['iter'] < self.warmup_iters else ROUTED
@@ -73,9 +81,8 @@ class TwoPhaseSchedule:
         (``warmup_epochs * max_iters / max_epochs``), so a resumed run ramps on where it
         stopped.
         """
-        info = MessageHub.get_current_instance().runtime_info
-        if (self.forced is not None or not self.ramp_iters
-                or info.get('loop_stage') not in ('train', 'val') or 'iter' not in info):
+        info = _progress()
+        if self.forced is not None or not self.ramp_iters or info is None:
             return 1.0
         if self.warmup_iters is not None:
             switch = self.warmup_iters
@@ -86,8 +93,8 @@ class TwoPhaseSchedule:
     @staticmethod
     def where() -> str:
         """' at epoch E, iteration I' inside a Runner's loops, '' outside."""
-        info = MessageHub.get_current_instance().runtime_info
-        if info.get('loop_stage') not in ('train', 'val') or 'iter' not in info:
+        info = _progress()
+        if info is None:
             return ''
         return f" at epoch {info['epoch'] + 1}, iteration {info['iter'] + 1}"
 

@@ -25,7 +25,7 @@ class PatchGrid:
     """A grid of ``patch x patch`` cells over an ``height x width`` map.
 
     A map whose sides are not multiples of ``patch`` is padded at the bottom and right; the
-    padding is cropped away again by :meth:`fold`.
+    dispatchers crop the padding away again.
     """
     height: int
     width: int
@@ -65,25 +65,6 @@ class PatchGrid:
         ext_x = self._valid_extent(self.width, self.cols, x.device)
         counts = (ext_y[:, None] * ext_x[None, :]).to(x.dtype)     # (gh, gw)
         return (sums / counts).flatten(2).transpose(1, 2)
-
-    def windows(self, x: torch.Tensor, halo: int) -> torch.Tensor:
-        """``(b, c, h, w) -> (b, c, gh, gw, q, q)``, a view of overlapping patches with halo.
-
-        Zero padding of ``halo`` around the map is what a full-map convolution with
-        ``padding=halo`` sees, so an expert applied to a window without padding gives that
-        convolution's output restricted to the patch.
-        """
-        p, q = self.patch, self.patch + 2 * halo
-        padded = F.pad(x, (halo, self.cols * p - self.width + halo,
-                           halo, self.rows * p - self.height + halo))
-        return padded.unfold(2, q, p).unfold(3, q, p)
-
-    def fold(self, patches: torch.Tensor, batch: int) -> torch.Tensor:
-        """``(b * n, c, p, p) -> (b, c, h, w)``: patches back in place, padding cropped."""
-        c, p = patches.shape[1], self.patch
-        x = patches.view(batch, self.rows, self.cols, c, p, p)
-        x = x.permute(0, 3, 1, 4, 2, 5).reshape(batch, c, self.rows * p, self.cols * p)
-        return x[:, :, :self.height, :self.width]
 
     def expand(self, per_patch: torch.Tensor) -> torch.Tensor:
         """``(b, n, e) -> (b, e, h, w)``: a per-patch value painted over its pixels."""
@@ -131,6 +112,8 @@ def sparse_dispatch(x: torch.Tensor, grid: PatchGrid, experts: Sequence[nn.Modul
     patch = order // k                                             # (m,) in [0, b * n)
     image, cell = patch // n, patch % n
 
+    # Zeros around the map are what a full-map convolution with padding=halo sees, so an
+    # expert without padding on a patch with its halo gives that convolution's output.
     height, width = grid.rows * p + 2 * halo, grid.cols * p + 2 * halo
     padded = F.pad(x, (halo, width - halo - grid.width, halo, height - halo - grid.height))
     pixels = padded.permute(0, 2, 3, 1).reshape(b * height * width, c)

@@ -38,26 +38,13 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def median_time(fn: Callable, device: str, warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def build_backbone(spec: dict) -> nn.Module:
     import pce_mm  # noqa: F401
     from mmpretrain.registry import MODELS
     return MODELS.build(spec)
 
 
-def training_memory(model: nn.Module, x: torch.Tensor) -> Dict[str, float]:
+def training_memory_mib(model: nn.Module, x: torch.Tensor) -> float:
     """Memory a training step needs, counted tensor by tensor (the CPU allocator has no
     peak statistic, and the process's resident set mostly shows what glibc kept): the
     storages autograd saves for backward during the forward pass, plus parameters, their
@@ -75,9 +62,7 @@ def training_memory(model: nn.Module, x: torch.Tensor) -> Dict[str, float]:
         loss = sum(o.float().mean() for o in model(x))
     loss.backward()
     param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    activations = sum(saved.values())
-    return dict(activation_mib=activations / 2**20,
-                train_mib=(activations + 3 * param_bytes) / 2**20)
+    return (sum(saved.values()) + 3 * param_bytes) / 2**20
 
 
 def train_step(spec: dict, side: int, batch: int, device: str) -> tuple:
@@ -99,7 +84,7 @@ def train_step(spec: dict, side: int, batch: int, device: str) -> tuple:
 
 def step_memory(step: Callable, model: nn.Module, x: torch.Tensor, device: str) -> float:
     """MiB a training step needs: the allocator's peak on a GPU, counted tensors on a CPU
-    (:func:`training_memory`)."""
+    (:func:`training_memory_mib`)."""
     if device == 'cuda':
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -107,17 +92,23 @@ def step_memory(step: Callable, model: nn.Module, x: torch.Tensor, device: str) 
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated() / 2**20
     model.zero_grad(set_to_none=True)
-    return training_memory(model, x)['train_mib']
+    return training_memory_mib(model, x)
 
 
-def flops_and_params(model: nn.Module, side: int, device: str) -> Dict[str, float]:
+def flop_analyzer(model: nn.Module, x: torch.Tensor):
+    """mmengine's ``FlopAnalyzer`` of ``model(x)``, quiet about ops it does not count."""
     from mmengine.analysis import FlopAnalyzer
-    model = model.to(device)
-    model.eval()                 # mmpretrain's ResNet.train() returns None: no chaining
-    analyzer = FlopAnalyzer(model, (torch.randn(1, 3, side, side, device=device), ))
+    analyzer = FlopAnalyzer(model, (x, ))
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
     analyzer.tracer_warnings('none')
+    return analyzer
+
+
+def flops_and_params(model: nn.Module, side: int, device: str) -> Dict[str, float]:
+    model = model.to(device)
+    model.eval()                 # mmpretrain's ResNet.train() returns None: no chaining
+    analyzer = flop_analyzer(model, torch.randn(1, 3, side, side, device=device))
     by_module = analyzer.by_module()
     return dict(gflops=analyzer.total() / 1e9,
                 context_gflops=sum(v for k, v in by_module.items()
@@ -220,6 +211,10 @@ def interleaved_medians(steps: Dict[str, Callable], device: str, warmup: int,
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def median_time(fn: Callable, device: str, warmup: int, repeats: int) -> float:
+    return interleaved_medians(dict(fn=fn), device, warmup, repeats)['fn']
+
+
 def section_dispatch(args) -> Dict:
     batch = 2 if args.quick else BLOCK['batch']
     cases = [('dense', 8)] + [('sparse', e) for e in (2, 4, 8, 16, 32)]
@@ -266,11 +261,7 @@ def section_context(args) -> Dict:
         model.eval()
         with torch.no_grad():
             seconds = median_time(lambda: model(x), args.device, args.warmup, args.repeats)
-        from mmengine.analysis import FlopAnalyzer
-        analyzer = FlopAnalyzer(model, (x, ))
-        analyzer.unsupported_ops_warnings(False)
-        analyzer.uncalled_modules_warnings(False)
-        analyzer.tracer_warnings('none')
+        analyzer = flop_analyzer(model, x)
         name = f"{context}, stages {'1-4' if stages else '2-4'}"
         out[name] = dict(forward_s=seconds, gflops=analyzer.total() / 1e9)
         rows.append(f'| `{context}` | {"1-4" if stages else "2-4 (preset)"} | '
