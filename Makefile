@@ -9,24 +9,25 @@ STAMP := $(VENV)/.setup-done
 # The demo: Faster R-CNN with PCENet (DEMO_MODEL=resnet: its ResNet-50 twin) on a small VOC
 # dataset made from scikit-image's photographs. The real config, with data_root, image size
 # and schedule overridden (3 epochs of 64 iterations, evaluated once by tools/test.py;
-# phase 1 is the first epoch, then the router takes over within 32 iterations);
+# phase 1 is the first epoch, then the routers take over, set from the switch's batch);
 # 128 sampled RoIs per image instead of 512 because mmcv's CPU RoIAlign is
 # single-threaded and took 35% of a step.
 DEMO_MODEL ?= pce
+SEED ?= 0
 DEMO_DATA := data/demo/VOCdevkit
 DEMO_WORK := work_dirs/demo/$(DEMO_MODEL)
 DEMO_SIZE := '(320,256)'
-BACKBONE_OPTS_pce := model.backbone.ramp_iters=32
+BACKBONE_OPTS ?=
 DEMO_OPTS := data_root=$(DEMO_DATA)/ \
 	train_dataloader.dataset.times=1 \
 	train_dataloader.dataset.dataset.datasets.0.pipeline.2.scale=$(DEMO_SIZE) \
 	train_dataloader.dataset.dataset.datasets.1.pipeline.2.scale=$(DEMO_SIZE) \
 	val_dataloader.dataset.pipeline.1.scale=$(DEMO_SIZE) \
 	test_dataloader.dataset.pipeline.1.scale=$(DEMO_SIZE) \
-	model.train_cfg.rcnn.sampler.num=128 $(BACKBONE_OPTS_$(DEMO_MODEL)) \
+	model.train_cfg.rcnn.sampler.num=128 randomness.seed=$(SEED) $(BACKBONE_OPTS) \
 	train_cfg.max_epochs=3 train_cfg.val_begin=4 \
 	param_scheduler.0.end=50 param_scheduler.1.end=3 param_scheduler.1.milestones=[2] \
-	default_hooks.logger.interval=10 default_hooks.checkpoint.interval=3
+	default_hooks.logger.interval=10 default_hooks.checkpoint.interval=1
 
 setup: $(STAMP)
 

@@ -10,7 +10,7 @@ from mmengine.config import Config
 from pce_mm.datasets import (PCam, RandomBlackPatches, RandomChannelBoost, TinyImageNet)
 from pce_mm.models import (BatchBlackPatches, BatchChannelBoost, ConvExperts,
                            DeformableContext, PCEBlock, PatchRouter, PCENet)
-from pce_mm.engine import TwoPhaseSchedule
+from pce_mm.models.phase import TwoPhaseSchedule
 
 TINY = dict(arch='tiny')
 
@@ -42,8 +42,17 @@ BAD_SETTINGS = [
      'router_loss_weights'),
     (PCENet, dict(TINY, router_loss_weights=dict(z=-1.0)), ValueError, 'router_loss_weights'),
     (PCENet, dict(TINY, context_cfg=dict(num_heads=7)), ValueError, 'num_heads'),
+    (PCENet, dict(TINY, switch_cfg=dict(router='kmeans')), KeyError, 'switch_cfg'),
+    (PCENet, dict(TINY, switch_cfg=dict(router_init='pca')), ValueError, 'router_init'),
+    (PCENet, dict(TINY, switch_cfg=dict(target_entropy=1.5)), ValueError, 'target_entropy'),
+    (PCENet, dict(TINY, switch_cfg=dict(tie_noise=-0.1)), ValueError, 'tie_noise'),
+    (PCENet, dict(TINY, router_cfg=dict(weighting='sum')), ValueError, 'weighting'),
     # The block's parts
     (PatchRouter, dict(in_channels=8, num_experts=4, top_k=5), ValueError, 'top_k'),
+    (PatchRouter, dict(in_channels=8, num_experts=4, top_k=2, noise_std=-1.0), ValueError,
+     'noise_std'),
+    (PatchRouter, dict(in_channels=8, num_experts=4, top_k=2, bias_rate=-1.0), ValueError,
+     'bias_rate'),
     (ConvExperts, dict(num_experts=0, in_channels=4, out_channels=4), ValueError,
      'num_experts'),
     (ConvExperts, dict(num_experts=2, in_channels=4, out_channels=4, kernel_size=4),

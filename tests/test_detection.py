@@ -61,16 +61,17 @@ def test_mmdet_own_voc_config_takes_pcenet_as_a_drop_in(voc_root, tmp_path):
     mmdet_cfg = osp.join(osp.dirname(mmdet.__file__),
                          '.mim/configs/pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py')
     cfg = Config.fromfile(mmdet_cfg)
-    cfg.model.backbone = dict(type='PCENet', arch='r50')
+    cfg.model.backbone = dict(type='PCENet', arch='r50', warmup_iters=1)
     cfg.custom_imports = dict(imports=['pce_mm'], allow_failed_imports=False)
     merge_cli_options(cfg, dict(tiny_options(voc_root, str(tmp_path)),
-                                **{'train_cfg.max_iters': 1}))
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=1, val_interval=1)
+                                **{'train_cfg.max_iters': 2}))
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2, val_interval=2)
     cfg.param_scheduler = []
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
     runner = Runner.from_cfg(cfg)
     assert isinstance(runner.model.backbone, PCENet)
-    runner.train()                      # one iteration, then validation with VOCMetric
+    runner.train()                      # phase 1, the switch, phase 2, then VOCMetric
+    assert runner.model.backbone.switched and runner.model.backbone.last_phase == 2
     metrics = runner.val_loop.run()
     assert 'pascal_voc/mAP' in metrics
 

@@ -87,6 +87,7 @@ def unbroken(setup, tmp_path_factory):
     config, env = setup
     work = str(tmp_path_factory.mktemp('unbroken'))
     log = train(config, work, env)
+    assert log.count('switched to routing at epoch 1, iteration 7') == 1
     return losses(log), torch.load(osp.join(work, f'iter_{MAX_ITERS}.pth'),
                                    weights_only=False)['state_dict']
 
@@ -106,6 +107,8 @@ def test_killed_run_resumes_in_phase_and_matches_the_unbroken_run(
     assert start >= kill_after
     assert (start < WARMUP_ITERS) == resumed_phase.startswith('phase 1')
     assert re.search(rf'{re.escape(resumed_phase)}.*iteration {start + 1}\b', resumed)
+    # The switch's one-time actions run in the resumed run only if it was killed before them.
+    assert resumed.count('switched to routing') == (start < WARMUP_ITERS)
     got = losses(resumed)
     assert sorted(got) == list(range(start + 1, MAX_ITERS + 1))
     assert {i: want_losses[i] for i in got} == got

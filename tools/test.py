@@ -1,7 +1,12 @@
 """Evaluate a checkpoint with the config's test loop and metric (mAP, mIoU, top-1 ...).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
-                                           [--show-dir DIR] [--cfg-options k=v ...]
+                                           [--show-dir DIR] [--phase 1|2]
+                                           [--cfg-options k=v ...]
+
+A PCENet runs in the phase it last trained in, unless ``--phase`` says which: ``--phase 2``
+on a checkpoint of phase 1 runs the switch (tied experts, routers from the first batch)
+first, as training would.
 """
 import argparse
 import os
@@ -13,6 +18,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import pce_mm  # noqa: F401  (compat fixes and registration before any config is read)
+from pce_mm.models import PCENet
 from pce_mm.utils import adapt_to_cpu, enable_visualization, merge_cli_options
 
 
@@ -23,6 +29,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', help='the dir to save the evaluation results')
     parser.add_argument('--out', help='dump predictions to a pickle file')
     parser.add_argument('--show-dir', help='draw predictions into this directory')
+    parser.add_argument('--phase', type=int, choices=[1, 2],
+                        help="PCENet's phase: 1 expert warm-up, 2 routed (default: the "
+                        'phase it last trained in)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config keys, e.g. data_root=data/VOCdevkit/')
@@ -51,6 +60,12 @@ def main() -> None:
     adapt_to_cpu(cfg)
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if args.phase is not None:
+        backbones = [m for m in runner.model.modules() if isinstance(m, PCENet)]
+        if not backbones:
+            raise ValueError(f'--phase {args.phase}: {args.config} has no PCENet')
+        for backbone in backbones:
+            backbone.set_phase(args.phase)
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     runner.test()

@@ -1,6 +1,4 @@
 from .hooks import RouterLossScaleHook
-from .monitor import log_routing
 from .optim import BF16OptimWrapper
-from .phase import TwoPhaseSchedule
 
-__all__ = ['RouterLossScaleHook', 'TwoPhaseSchedule', 'BF16OptimWrapper', 'log_routing']
+__all__ = ['RouterLossScaleHook', 'BF16OptimWrapper']

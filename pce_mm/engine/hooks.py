@@ -4,6 +4,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper
 
+from ..models import PCENet
 from ..registry import HOOKS
 
 __all__ = ['RouterLossScaleHook']
@@ -24,7 +25,6 @@ class RouterLossScaleHook(Hook):
     priority = 'HIGH'
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        from ..models import PCENet
         wrapper = runner.optim_wrapper
         if not isinstance(wrapper, OptimWrapper):
             if batch_idx == 0:

@@ -6,6 +6,7 @@ Legend: ``b`` batch, ``c`` block channels, ``ce`` expert channels, ``h, w`` map 
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 
@@ -15,6 +16,8 @@ from .experts import ConvExperts
 from .router import PatchRouter, Routing
 
 __all__ = ['PCEBlock']
+
+WARMUP_EXPERTS = ('tied', 'all', 'random')
 
 
 class PCEBlock(BaseModule):
@@ -32,8 +35,10 @@ class PCEBlock(BaseModule):
         patch_size: side of a routed patch, in pixels of this block's map.
         expert_kernel: kernel size of each expert's convolution (odd).
         dispatch: ``'sparse'`` (only the chosen experts run) or ``'dense'`` (reference).
-        warmup_experts: in the warm-up phase, each patch goes to ``'all'`` experts or to a
-            ``'random'`` subset of ``top_k``.
+        warmup_experts: in the warm-up phase, ``'tied'``: the experts are one expert
+            (expert 0, on the whole map) that becomes the others at the switch (see
+            :meth:`tie_experts`); ``'all'``: each patch goes to every expert; ``'random'``:
+            to a random subset of ``top_k``.
         warmup_combine: in the warm-up phase, the experts' outputs are averaged
             (``'mean'``) or summed (``'sum'``), without router weights.
         residual: add the input to the combined output.
@@ -65,8 +70,9 @@ class PCEBlock(BaseModule):
             raise ValueError(f'patch_size must be >= 1, got {patch_size}')
         if dispatch not in DISPATCHERS:
             raise ValueError(f'dispatch must be one of {sorted(DISPATCHERS)}, got {dispatch!r}')
-        if warmup_experts not in ('all', 'random'):
-            raise ValueError(f"warmup_experts must be 'all' or 'random', got {warmup_experts!r}")
+        if warmup_experts not in WARMUP_EXPERTS:
+            raise ValueError(f'warmup_experts must be one of {WARMUP_EXPERTS}, '
+                             f'got {warmup_experts!r}')
         if warmup_combine not in ('mean', 'sum'):
             raise ValueError(f"warmup_combine must be 'mean' or 'sum', got {warmup_combine!r}")
         self.patch_size = patch_size
@@ -101,8 +107,33 @@ class PCEBlock(BaseModule):
         """Routing of every patch of ``h`` (``(b, ce, h, w)``) on ``grid``."""
         return self.router(grid.pool(h), grid.centres(h.device))
 
+    def init_router(self, x: torch.Tensor, target_entropy: float = 0.5,
+                    generator: Optional[torch.Generator] = None) -> dict:
+        """Sets the router from the patches of this block's input ``x`` (see
+        :meth:`PatchRouter.init_from_data`); returns the fit's statistics."""
+        h = self.reduce(x)
+        grid = PatchGrid(h.shape[2], h.shape[3], self.patch_size)
+        return self.router.init_from_data(grid.pool(h), grid.centres(h.device),
+                                          target_entropy, generator=generator)
+
+    def warmup_experts_output(self, h: torch.Tensor, grid: PatchGrid) -> torch.Tensor:
+        """Phase 1's expert output: ``(b, ce, h, w)``, no router."""
+        halo = self.experts.halo
+        if self.warmup_experts == 'tied':
+            return self.experts.experts[0](F.pad(h, (halo, ) * 4))
+        dispatch, indices, weights = self.warmup_assignment(h.shape[0], grid, h.device)
+        return DISPATCHERS[dispatch](h, grid, self.experts, indices, weights, halo)
+
+    def tie_experts(self, noise: float = 0.0,
+                    generator: Optional[torch.Generator] = None) -> None:
+        """The switch's upcycling: every expert becomes a copy of expert 0, which phase 1
+        trained alone (``warmup_experts='tied'``). Identical experts and weights that sum to
+        1 reproduce phase 1's output under any routing."""
+        self.experts.tie_(noise, generator)
+
     def warmup_assignment(self, batch: int, grid: PatchGrid, device) -> tuple:
-        """Phase 1's fixed assignment: ``(dispatch name, indices, weights)``, ``(b, n, k)``."""
+        """Phase 1's fixed assignment for ``'all'`` and ``'random'``: ``(dispatch name,
+        indices, weights)``, ``(b, n, k)``."""
         e, k = self.num_experts, self.top_k
         if self.warmup_experts == 'all':
             # Every expert on every patch is every expert on the whole map: dense is exact
@@ -127,8 +158,7 @@ class PCEBlock(BaseModule):
         self.last_grid = grid
         halo = self.experts.halo
         if warmup or ramp < 1:
-            dispatch, indices, weights = self.warmup_assignment(h.shape[0], grid, h.device)
-            y_warm = DISPATCHERS[dispatch](h, grid, self.experts, indices, weights, halo)
+            y_warm = self.warmup_experts_output(h, grid)
         if warmup:
             y, routing = y_warm, None
         else:

@@ -9,15 +9,16 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from mmcv.cnn import ConvModule
+from mmengine.dist import broadcast
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..engine.monitor import log_routing
-from ..engine.phase import WARMUP, TwoPhaseSchedule
 from ..registry import MODELS
 from .block import PCEBlock
+from .monitor import log_routing
+from .phase import ROUTED, WARMUP, TwoPhaseSchedule
 from .losses import (AttachAuxLoss, expert_load, load_balance, router_entropy, router_z_loss,
                      weighted_aux_losses)
 
@@ -44,15 +45,29 @@ class PCENet(BaseModule):
         dispatch: ``'sparse'`` or ``'dense'`` (the all-experts reference, for tests).
         warmup_epochs: epochs of phase 1 (expert warm-up: no router, no attention); 0 turns
             it off. The phase follows the Runner's progress; see
-            :class:`~pce_mm.engine.TwoPhaseSchedule` and :meth:`set_phase`.
+            :class:`~pce_mm.models.phase.TwoPhaseSchedule` and :meth:`set_phase`.
         warmup_iters: iterations of phase 1; wins over ``warmup_epochs`` when set.
-        warmup_experts: phase 1 sends each patch to ``'all'`` experts or to a ``'random'``
-            subset of ``top_k`` (as cheap as phase 2; ``'all'`` costs ``E / k`` times
-            its expert work, and gave the demo detector the better mAP).
-        warmup_combine: phase 1 combines the experts by ``'mean'`` or ``'sum'``.
+        warmup_experts: ``'tied'``: the experts start identical and phase 1 trains them as
+            one (expert 0, at one expert's cost); the switch copies it into all of them, so
+            routing starts from phase 1's function. ``'all'``: phase 1 averages every
+            expert (``E / k`` times phase 2's expert work); ``'random'``: a random
+            ``top_k`` per patch. See ``docs/routing.md`` for what each measured.
+        warmup_combine: ``'all'`` and ``'random'`` combine the experts by ``'mean'`` or
+            ``'sum'``.
         ramp_iters: after the switch, the expert output moves from phase 1's combination
             to the router's over this many iterations (both are computed meanwhile, so
             they cost phase 1's expert work on top); 0 switches at once.
+        switch_cfg: the switch's one-time actions, run at the first routed forward after
+            the model trained in phase 1, recorded in the checkpoint (never run twice):
+            ``router_init`` (``'kmeans'``: each router is set from the hidden features of
+            that batch's patches, see :meth:`PatchRouter.init_from_data`; ``None``: keep
+            its init), ``target_entropy`` (the k-means router's mean routing entropy over
+            ``ln E``), ``tie_noise`` (relative noise on the tied copies) and
+            ``expert_norm``: from the switch on, the experts' norm layers normalise with
+            their ``'batch'`` statistics (each expert over the patches routed to it) or
+            keep the ``'running'`` statistics of phase 1 (a fixed per-channel affine;
+            their scale and shift still train), so training, like evaluation, continues
+            from phase 1's function.
         router_loss_weights: weights of the router losses in phase 2: per-patch routing
             ``entropy``, Switch-style load ``balance`` and ``z`` (router z-loss); 0 turns
             one off. They reach the optimizer through the last returned feature map.
@@ -103,9 +118,10 @@ class PCENet(BaseModule):
                  dispatch: str = 'sparse',
                  warmup_epochs: int = 10,
                  warmup_iters: Optional[int] = None,
-                 warmup_experts: str = 'all',
+                 warmup_experts: str = 'tied',
                  warmup_combine: str = 'mean',
-                 ramp_iters: int = 100,
+                 ramp_iters: int = 0,
+                 switch_cfg: Optional[dict] = None,
                  router_loss_weights: Optional[Dict[str, float]] = None,
                  log_expert_load: bool = True,
                  check_finite: bool = True,
@@ -153,6 +169,12 @@ class PCENet(BaseModule):
             raise ValueError(f'router_loss_weights must be >= 0, got {weights}')
         self.router_loss_weights = weights
         self.schedule = TwoPhaseSchedule(warmup_epochs, warmup_iters, ramp_iters)
+        self.switch_cfg = self._check_switch_cfg(switch_cfg)
+        self.warmup_experts = warmup_experts
+        # The phase the model last trained in (0: never) and whether the switch's one-time
+        # actions ran: checkpointed (get_extra_state), kept on the host (no sync to read).
+        self.last_phase = 0
+        self.switched = False
         self.log_expert_load = log_expert_load
         self.check_finite = check_finite
         # The factor the training loop applies to the task loss (RouterLossScaleHook).
@@ -191,6 +213,28 @@ class PCENet(BaseModule):
             prev = self.arch['channels'][i]
         self.out_channels = tuple(self.arch['channels'][i] for i in self.out_indices)
         self._freeze_stages()
+
+    @staticmethod
+    def _check_switch_cfg(cfg: Optional[dict]) -> dict:
+        out = dict(router_init='kmeans', target_entropy=0.5, tie_noise=0.0,
+                   expert_norm='batch')
+        unknown = set(cfg or {}) - set(out)
+        if unknown:
+            raise KeyError(f'switch_cfg has unknown keys {sorted(unknown)}; '
+                           f'allowed: {sorted(out)}')
+        out.update(cfg or {})
+        if out['router_init'] not in ('kmeans', None):
+            raise ValueError(f"switch_cfg router_init must be 'kmeans' or None, "
+                             f"got {out['router_init']!r}")
+        if not 0 < out['target_entropy'] < 1:
+            raise ValueError(f"switch_cfg target_entropy must be in (0, 1), "
+                             f"got {out['target_entropy']}")
+        if out['expert_norm'] not in ('batch', 'running'):
+            raise ValueError(f"switch_cfg expert_norm must be 'batch' or 'running', "
+                             f"got {out['expert_norm']!r}")
+        if out['tie_noise'] < 0:
+            raise ValueError(f"switch_cfg tie_noise must be >= 0, got {out['tie_noise']}")
+        return out
 
     def _resolve_arch(self, arch: Union[str, dict]) -> dict:
         if isinstance(arch, str):
@@ -268,6 +312,9 @@ class PCENet(BaseModule):
     def init_weights(self) -> None:
         super().init_weights()
         pretrained = isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'
+        if self.warmup_experts == 'tied' and not pretrained:
+            for block in self.blocks():
+                block.tie_experts()
         if self.zero_init_residual and not pretrained:
             for block in self.blocks():
                 if block.residual and block.combine.with_norm:
@@ -287,16 +334,77 @@ class PCENet(BaseModule):
                 param.requires_grad = False
 
     def set_phase(self, phase: Optional[int]) -> None:
-        """Fixes the training phase (1: expert warm-up, 2: routed) for use outside a
-        Runner; ``None`` lets it follow the Runner's epoch / iteration again."""
+        """Fixes the phase (1: expert warm-up, 2: routed) whatever the Runner says; ``None``
+        lets it follow the Runner's epoch / iteration (and outside a Runner, the phase the
+        model last trained in) again. Forcing phase 2 on a model that trained in phase 1
+        runs the switch (see ``switch_cfg``) at its next forward."""
         self.schedule.force(phase)
+
+    def get_extra_state(self) -> dict:
+        return dict(last_phase=self.last_phase, switched=self.switched)
+
+    def set_extra_state(self, state: dict) -> None:
+        self.last_phase = int(state['last_phase'])
+        self.switched = bool(state['switched'])
+        self.train(self.training)        # a switched model's expert norms (switch_cfg)
+
+    @torch.no_grad()
+    def switch_to_routing(self, x: torch.Tensor) -> None:
+        """The switch's one-time actions on the input batch ``x``: tie the experts to the
+        one phase 1 trained (``warmup_experts='tied'``), then initialise every router from
+        its patches' hidden features (``switch_cfg.router_init``), in a phase-1 pass in eval
+        mode. Under DDP rank 0's result is broadcast, so all ranks switch alike."""
+        was_training = self.training
+        self.eval()
+        blocks = self.blocks()
+        # Its own seeded generator: the switch is the same in a resumed run as in an
+        # unbroken one, whatever the global random state.
+        generator = torch.Generator(x.device).manual_seed(0)
+        if self.warmup_experts == 'tied':
+            for block in blocks:
+                block.tie_experts(self.switch_cfg['tie_noise'], generator)
+        stats = {}
+        if self.switch_cfg['router_init'] == 'kmeans':
+            with torch.autocast(x.device.type, enabled=False):
+                x = self.stem(x.float())
+                for i, name in enumerate(self.res_layers):
+                    for module in getattr(self, name):
+                        if isinstance(module, PCEBlock):
+                            fit = module.init_router(x, self.switch_cfg['target_entropy'],
+                                                     generator)
+                            stats.setdefault(i + 1, []).append(fit)
+                            x = module(x, warmup=True)
+                        else:
+                            x = module(x)
+        for block in blocks:
+            for tensor in list(block.experts.state_dict().values()) + \
+                    list(block.router.state_dict().values()):
+                broadcast(tensor)
+        self.switched = True
+        self.train(was_training)         # applies switch_cfg.expert_norm
+        report = ', '.join(
+            f"s{s}: entropy {sum(f['entropy'] for f in v) / len(v):.2f} ln E, busiest "
+            f"{max(f['busiest'] for f in v):.2f}x" for s, v in stats.items())
+        print_log(f'PCENet: switched to routing{self.schedule.where()}: '
+                  + ('experts tied to the warm-up expert; ' if self.warmup_experts == 'tied'
+                     else '') + (f'routers set by k-means ({report})' if stats
+                                 else 'routers kept'), logger='current')
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'PCENet was built with in_channels={self.in_channels} and expects '
                              f'(B, {self.in_channels}, H, W) input, got {tuple(x.shape)}')
-        warmup = self.schedule.current(self.training) == WARMUP
-        ramp = 1.0 if warmup else self.schedule.ramp()
+        phase, ramp = self.schedule.state(self.training, self.last_phase)
+        if phase == ROUTED and self.last_phase == WARMUP and not self.switched:
+            # The switch runs on a training batch, or where phase 2 is asked for explicitly
+            # (tools/test.py --phase 2); a validation pass before it stays in phase 1.
+            if self.training or self.schedule.forced == ROUTED:
+                self.switch_to_routing(x)
+            else:
+                phase, ramp = WARMUP, 1.0
+        if self.training:
+            self.last_phase = phase
+        warmup = phase == WARMUP
         x = self.stem(x)
         stem_finite = torch.isfinite(x).all() if self.check_finite else None
         outs = []
@@ -337,8 +445,11 @@ class PCENet(BaseModule):
     def _idle_parameters_term(self) -> Optional[torch.Tensor]:
         """0 times the router and attention parameters: in phase 1 they are idle, and DDP
         (without ``find_unused_parameters``) requires every parameter in the graph."""
-        idle = [p for block in self.blocks() for part in (block.router, block.context)
-                if part is not None for p in part.parameters() if p.requires_grad]
+        parts = [part for block in self.blocks() for part in (block.router, block.context)]
+        if self.warmup_experts == 'tied':
+            parts += [e for block in self.blocks() for e in block.experts.experts[1:]]
+        idle = [p for part in parts if part is not None for p in part.parameters()
+                if p.requires_grad]
         return sum(p.sum() for p in idle) * 0.0 if idle else None
 
     def _router_losses(self) -> Optional[torch.Tensor]:
@@ -386,4 +497,9 @@ class PCENet(BaseModule):
             for m in self.modules():
                 if isinstance(m, _BatchNorm):
                     m.eval()
+        if mode and self.switched and self.switch_cfg['expert_norm'] == 'running':
+            for block in self.blocks():
+                for expert in block.experts:
+                    if expert.with_norm:
+                        expert.norm.eval()
         return self

@@ -1,8 +1,10 @@
 """The PCE router: a shared MLP that picks, per patch, ``k`` of ``e`` experts.
 
-Legend: ``b`` batch, ``n`` patches per image, ``c`` content channels, ``f`` position
-features, ``e`` experts, ``k`` experts kept per patch.
+Legend: ``b`` batch, ``n`` patches per image, ``m`` patches of a batch (``b * n``), ``c``
+content channels, ``f`` position features, ``d`` hidden channels, ``e`` experts, ``k``
+experts kept per patch.
 """
+import math
 from typing import NamedTuple, Optional
 
 import torch
@@ -11,15 +13,44 @@ from torch import nn
 
 from .position import fourier_features
 
-__all__ = ['Routing', 'PatchRouter']
+__all__ = ['Routing', 'PatchRouter', 'kmeans']
+
+WEIGHTINGS = ('renorm', 'softmax')
 
 
 class Routing(NamedTuple):
     """What the router decided for every patch of a batch."""
     logits: torch.Tensor   # (b, n, e)
     probs: torch.Tensor    # (b, n, e) softmax over all experts
-    weights: torch.Tensor  # (b, n, k) kept probabilities, renormalised to sum to 1
+    weights: torch.Tensor  # (b, n, k) weights of the chosen experts
     indices: torch.Tensor  # (b, n, k) chosen experts
+
+
+def kmeans(points: torch.Tensor, clusters: int, iters: int = 25,
+           generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """``(m, d)`` points -> ``(clusters, d)`` centroids: Lloyd's algorithm from a k-means++
+    seeding. An empty cluster is re-seeded at the point farthest from its centroid."""
+    m = points.shape[0]
+    if m < clusters:
+        raise ValueError(f'k-means of {m} points into {clusters} clusters: the router init '
+                         'needs at least num_experts patches in its batch')
+    first = torch.randint(m, (1, ), generator=generator, device=points.device)
+    centroids = points[first]
+    for _ in range(1, clusters):
+        dist = torch.cdist(points, centroids).min(1).values.square()
+        pick = torch.multinomial(dist + 1e-12, 1, generator=generator)
+        centroids = torch.cat([centroids, points[pick]])
+    for _ in range(iters):
+        dist = torch.cdist(points, centroids)                       # (m, clusters)
+        assign = dist.argmin(1)
+        sums = torch.zeros_like(centroids).index_add_(0, assign, points)
+        counts = torch.bincount(assign, minlength=clusters)
+        empty = counts == 0
+        centroids = torch.where(empty[:, None], centroids, sums / counts.clamp_min(1)[:, None])
+        if empty.any():
+            far = dist.min(1).values.topk(int(empty.sum())).indices
+            centroids[empty] = points[far]
+    return centroids
 
 
 class PatchRouter(BaseModule):
@@ -27,7 +58,7 @@ class PatchRouter(BaseModule):
 
     The content descriptor is the patch's mean feature (layer-normalised); the position is
     the Fourier code of the patch centre in ``[0, 1]`` image coordinates. One MLP, shared by
-    all patches, maps both to logits over the experts; softmax, top-``k``, renormalise.
+    all patches, maps both to logits over the experts; softmax, top-``k``.
 
     Args:
         in_channels: channels of the content descriptor.
@@ -35,6 +66,17 @@ class PatchRouter(BaseModule):
         top_k: experts kept per patch, ``1 <= k <= e``.
         num_freqs: Fourier frequencies per coordinate.
         hidden_channels: width of the MLP's hidden layer.
+        weighting: ``'renorm'``: the kept probabilities renormalised to sum to 1 (any
+            routing then reproduces identical experts exactly); ``'softmax'``: the kept
+            probabilities as they are (V-MoE, OLMoE), which gives the router a gradient
+            through every kept weight, also between identical experts.
+        noise_std: in training, Gaussian noise of this std is added to the logits before
+            the softmax (V-MoE's noisy top-k: ``1 / e`` there; Switch's jitter is the
+            multiplicative cousin). 0 turns it off.
+        bias_rate: loss-free balancing (DeepSeek-V3, Wang et al. 2024): a per-expert bias,
+            added to the logits for the choice of experts only (never to the weights),
+            moves by this step after every training batch towards the under-loaded
+            experts. 0 turns it off.
     """
 
     def __init__(self,
@@ -43,17 +85,31 @@ class PatchRouter(BaseModule):
                  top_k: int,
                  num_freqs: int = 6,
                  hidden_channels: int = 64,
+                 weighting: str = 'renorm',
+                 noise_std: float = 0.0,
+                 bias_rate: float = 0.0,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         if not 1 <= top_k <= num_experts:
             raise ValueError(f'top_k must be in [1, num_experts={num_experts}], got {top_k}')
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f'router weighting must be one of {WEIGHTINGS}, got {weighting!r}')
+        if noise_std < 0 or bias_rate < 0:
+            raise ValueError(f'router noise_std and bias_rate must be >= 0, got {noise_std} '
+                             f'and {bias_rate}')
         self.num_experts = num_experts
         self.top_k = top_k
         self.num_freqs = num_freqs
+        self.weighting = weighting
+        self.noise_std = noise_std
+        self.bias_rate = bias_rate
         self.content_norm = nn.LayerNorm(in_channels)
         self.mlp = nn.Sequential(
             nn.Linear(in_channels + 4 * num_freqs, hidden_channels), nn.GELU(),
             nn.Linear(hidden_channels, num_experts))
+        # The loss-free balancing bias: a buffer, so checkpoints and DDP's buffer broadcast
+        # carry it, and no optimizer touches it.
+        self.register_buffer('selection_bias', torch.zeros(num_experts))
         # Small logits at the start: routing begins close to uniform, so every expert gets
         # patches (and gradient) before the router has learnt anything.
         nn.init.normal_(self.mlp[-1].weight, std=0.01)
@@ -63,17 +119,78 @@ class PatchRouter(BaseModule):
         """``(n, 2)`` patch centres in ``[0, 1]`` -> ``(n, f)``."""
         return fourier_features(centres, self.num_freqs)
 
-    def logits(self, content: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-        """``(b, n, c)`` content and ``(n, 2)`` centres -> ``(b, n, e)`` logits."""
+    def hidden(self, content: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+        """``(b, n, c)`` content and ``(n, 2)`` centres -> ``(b, n, d)`` hidden features."""
         pos = self.position_features(centres).to(content.dtype)
         pos = pos.expand(content.shape[0], -1, -1)                 # (b, n, f)
-        return self.mlp(torch.cat([self.content_norm(content), pos], dim=-1))
+        return self.mlp[:-1](torch.cat([self.content_norm(content), pos], dim=-1))
+
+    def logits(self, content: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+        """``(b, n, c)`` content and ``(n, 2)`` centres -> ``(b, n, e)`` logits."""
+        return self.mlp[-1](self.hidden(content, centres))
 
     def forward(self, content: torch.Tensor, centres: torch.Tensor) -> Routing:
         logits = self.logits(content, centres)
         # Softmax in float32: under autocast, half-precision probabilities round small
         # experts' shares to zero and make the balance losses noisy.
-        probs = logits.float().softmax(dim=-1)
-        top, indices = probs.topk(self.top_k, dim=-1)              # (b, n, k)
-        weights = top / top.sum(dim=-1, keepdim=True)
+        scores = logits.float()
+        if self.training and self.noise_std:
+            scores = scores + torch.randn_like(scores) * self.noise_std
+        probs = scores.softmax(dim=-1)
+        indices = (scores + self.selection_bias).topk(self.top_k, dim=-1).indices  # (b, n, k)
+        top = probs.gather(-1, indices)
+        weights = top / top.sum(-1, keepdim=True) if self.weighting == 'renorm' else top
+        if self.training and self.bias_rate and torch.is_grad_enabled():
+            self.update_bias(indices)
         return Routing(logits, probs, weights, indices)
+
+    @torch.no_grad()
+    def update_bias(self, indices: torch.Tensor) -> None:
+        """One loss-free balancing step: ``bias_i += rate * sign(mean load - load_i)``."""
+        load = torch.bincount(indices.reshape(-1), minlength=self.num_experts).float()
+        self.selection_bias += self.bias_rate * (load.mean() - load).sign()
+
+    @torch.no_grad()
+    def init_from_data(self, content: torch.Tensor, centres: torch.Tensor,
+                       target_entropy: float = 0.5, balance_steps: int = 200,
+                       generator: Optional[torch.Generator] = None) -> dict:
+        """Sets the last layer so that routing starts as a soft nearest-centroid rule over
+        k-means clusters of the hidden features of ``content`` (``(b, n, c)``), balanced
+        and confident (cluster-aware upcycling; X-MoE's and centroid routers' idea).
+
+        ``logit_i = s * (<h, mu_i> - |mu_i|^2 / 2) + beta_i`` ranks experts by the distance
+        of ``h`` to centroid ``mu_i``. ``beta`` is fitted (sign steps, as loss-free
+        balancing does) until every expert gets its share of the top-``k`` choices on these
+        patches; ``s`` is bisected until the mean routing entropy is ``target_entropy``
+        times ``ln e``. Returns the fit's statistics.
+        """
+        e, k = self.num_experts, self.top_k
+        h = self.hidden(content.float(), centres).reshape(-1, self.mlp[-1].in_features)
+        mu = kmeans(h, e, generator=generator)                      # (e, d)
+        base = h @ mu.t() - mu.square().sum(-1) / 2                 # (m, e)
+        base = base / base.std().clamp_min(1e-6)
+        beta = torch.zeros(e, device=h.device)
+        step = 0.5 * base.std()
+        for i in range(balance_steps):
+            load = torch.bincount((base + beta).topk(k, -1).indices.reshape(-1),
+                                  minlength=e).float()
+            beta += step * (load.mean() - load).sign() / (1 + i / 10)
+
+        def entropy(s: float) -> float:
+            p = (s * (base + beta)).softmax(-1)
+            return float(-(p * p.clamp_min(1e-9).log()).sum(-1).mean()) / math.log(e)
+
+        low, high = 0.0, 1.0
+        while entropy(high) > target_entropy and high < 1e4:
+            low, high = high, high * 2
+        for _ in range(30):
+            mid = (low + high) / 2
+            low, high = (mid, high) if entropy(mid) > target_entropy else (low, mid)
+        scale = high / (h @ mu.t() - mu.square().sum(-1) / 2).std().clamp_min(1e-6)
+        last = self.mlp[-1]
+        last.weight.copy_(scale * mu)
+        last.bias.copy_(-scale * mu.square().sum(-1) / 2 + high * beta)
+        self.selection_bias.zero_()
+        load = torch.bincount((h @ last.weight.t() + last.bias).topk(k, -1).indices.reshape(-1),
+                              minlength=e).float()
+        return dict(entropy=entropy(high), busiest=float(load.max() / load.mean()))

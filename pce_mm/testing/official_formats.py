@@ -8,12 +8,13 @@ import gzip
 import os
 import os.path as osp
 import pickle
-import struct
 from typing import Dict, Tuple
 
 import cv2
 import numpy as np
 from mmpretrain.datasets import CIFAR10
+
+from ..datasets.digits import write_idx
 
 __all__ = ['CIFAR10WithoutMD5', 'write_cifar10', 'write_mnist', 'write_tiny_imagenet',
            'write_pcam', 'write_voc_aug', 'CIFAR10_CLASSES']
@@ -42,14 +43,6 @@ def write_cifar10(root: str, per_batch: int = 4, seed: int = 0) -> Dict[str, np.
     return written
 
 
-def _idx(path: str, array: np.ndarray) -> None:
-    """IDX ("SN3") file: zero, zero, type 0x08 (ubyte), ndim, big-endian sizes, data."""
-    with open(path, 'wb') as f:
-        f.write(struct.pack('>BBBB', 0, 0, 0x08, array.ndim))
-        f.write(struct.pack(f'>{array.ndim}I', *array.shape))
-        f.write(array.astype(np.uint8).tobytes())
-
-
 def write_mnist(root: str, num_train: int = 8, num_test: int = 4,
                 seed: int = 0) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     """``root/{train,t10k}-{images-idx3,labels-idx1}-ubyte`` (the unzipped distribution)."""
@@ -59,8 +52,8 @@ def write_mnist(root: str, num_train: int = 8, num_test: int = 4,
     for prefix, n in (('train', num_train), ('t10k', num_test)):
         images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
         labels = rng.integers(0, 10, n).astype(np.uint8)
-        _idx(osp.join(root, f'{prefix}-images-idx3-ubyte'), images)
-        _idx(osp.join(root, f'{prefix}-labels-idx1-ubyte'), labels)
+        write_idx(osp.join(root, f'{prefix}-images-idx3-ubyte'), images)
+        write_idx(osp.join(root, f'{prefix}-labels-idx1-ubyte'), labels)
         written[prefix] = (images, labels)
     return written
 

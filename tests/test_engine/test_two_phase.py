@@ -50,6 +50,8 @@ def test_phase_switches_at_warmup_iters_and_router_entries_reach_log_and_tensorb
     assert 'phase 1 (expert warm-up: no router, no attention) at epoch 1, iteration 1' in log
     assert log.count('phase 2 (router and deformable attention on) from epoch 1, '
                      'iteration 3') == 1
+    assert log.count('PCENet: switched to routing at epoch 1, iteration 3: experts tied to '
+                     'the warm-up expert; routers set by k-means') == 1
     lines = iteration_lines(log)
     assert len(lines) == 4
     assert not any('router' in line for line in lines[:2])
@@ -83,6 +85,7 @@ def test_phase_follows_epochs_and_a_resume_lands_in_the_right_phase(mnist_root, 
     resumed = train_log(build_runner(cfg, str(tmp_path / 'resumed')))
     assert 'phase 1' not in resumed
     assert 'phase 2 (router and deformable attention on) from epoch 2, iteration 5' in resumed
+    assert resumed.count('switched to routing at epoch 2, iteration 5') == 1
 
     # With two warm-up epochs the same checkpoint resumes inside phase 1.
     cfg = mnist_cfg(mnist_root, **{'model.backbone.warmup_epochs': 2,
@@ -146,7 +149,7 @@ def test_loss_scale_hook_gives_the_router_losses_the_task_loss_factor(
 def test_ramp_rises_over_ramp_iters_after_the_switch_and_is_one_outside_a_runner():
     from mmengine.logging import MessageHub
 
-    from pce_mm.engine import TwoPhaseSchedule
+    from pce_mm.models.phase import TwoPhaseSchedule
     assert TwoPhaseSchedule(warmup_epochs=2, ramp_iters=10).ramp() == 1.0   # no Runner
     hub = MessageHub.get_instance('ramp_test')
     try:

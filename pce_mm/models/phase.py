@@ -3,10 +3,11 @@
 The phase follows from the training progress mmengine's Runner keeps in its ``MessageHub``
 (``epoch`` and ``iter``, restored from the checkpoint on ``--resume``), so a resumed run is
 in the right phase and a backbone swapped into any mm config switches by itself. Outside a
-Runner's train and val loops (a test loop, plain PyTorch use) the model is in phase 2 unless
-the phase is set explicitly.
+Runner's train and val loops (a test loop, plain PyTorch use) the model runs in the phase it
+last trained in (the backbone records it), phase 2 when it never trained, unless the phase
+is forced (``tools/test.py --phase``).
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 from mmengine.logging import MessageHub, print_log
 
@@ -58,12 +59,20 @@ class TwoPhaseSchedule:
             raise ValueError(f'phase must be 1 (expert warm-up), 2 (routed) or None, got {phase}')
         self.forced = phase
 
-    def current(self, training: bool) -> int:
+    def state(self, training: bool, last_trained: int = 0) -> Tuple[int, float]:
+        """``(phase, ramp)`` for this forward: the phase (see :meth:`current`) and, in
+        phase 2, :meth:`ramp`."""
+        phase = self.current(training, last_trained)
+        return phase, (1.0 if phase == WARMUP else self.ramp())
+
+    def current(self, training: bool, last_trained: int = 0) -> int:
+        """The forced phase, else the Runner's inside its train and val loops, else
+        ``last_trained`` (the phase the model last trained in; 0: never, phase 2)."""
         if self.forced is not None:
             return self.forced
         info = _progress()
         if info is None:
-            return ROUTED
+            return last_trained or ROUTED
         if self.warmup_iters is not None:
             phase = WARMUP if info['iter'] < self.warmup_iters else ROUTED
         else:
