@@ -36,7 +36,7 @@ def write_data(task: str, root: str) -> dict:
 TASKS = ['mnist', 'cifar10', 'tinyimagenet', 'pcam']
 
 
-@pytest.mark.parametrize('task', TASKS)
+@pytest.mark.parametrize('task', TASKS + ['digits'])
 def test_twins_differ_only_in_backbone(task):
     pce = Config.fromfile(osp.join(REPO, f'configs/pce_{task}.py')).to_dict()
     res = Config.fromfile(osp.join(REPO, f'configs/resnet_{task}.py')).to_dict()
@@ -105,3 +105,18 @@ def test_pce_augmentations_train_in_a_config_pipeline_and_preprocessor(tmp_path)
     runner = build_runner(cfg, str(tmp_path / 'work'))
     runner.train()
     assert runner.iter == 3
+
+
+def test_digits_are_written_as_mnist_files_with_held_out_test_digits(tmp_path):
+    from pce_mm.datasets.digits import make_digits_mnist
+    counts = make_digits_mnist(str(tmp_path), test_fraction=0.25)
+    assert counts == dict(t10k=449, train=1348)
+    cfg = load_config('pce_digits', {'data_root': str(tmp_path)})
+    train = DATASETS.build(cfg.train_dataloader.dataset)
+    test = DATASETS.build(cfg.test_dataloader.dataset)
+    assert len(train) == 1348 and len(test) == 449
+    image = test.get_data_info(0)['img']
+    assert image.shape == (28, 28) and image.max() > 200 and not image[:2].any()
+    labels = {int(train.get_data_info(i)['gt_label']) for i in range(len(train))}
+    assert labels == set(range(10))
+    assert not any(np.array_equal(image, train.get_data_info(i)['img']) for i in range(50))

@@ -67,7 +67,10 @@ class PCENet(BaseModule):
             their ``'batch'`` statistics (each expert over the patches routed to it) or
             keep the ``'running'`` statistics of phase 1 (a fixed per-channel affine;
             their scale and shift still train), so training, like evaluation, continues
-            from phase 1's function.
+            from phase 1's function. ``router_train``: after a k-means init, train the
+            ``'all'`` router, or only its ``'centroids'`` (last layer) on fixed hidden
+            features: the init's logit scale multiplies the gradient that reaches the
+            hidden layer (and, through it, the block's features).
         router_loss_weights: weights of the router losses in phase 2: per-patch routing
             ``entropy``, Switch-style load ``balance`` and ``z`` (router z-loss); 0 turns
             one off. They reach the optimizer through the last returned feature map.
@@ -217,7 +220,7 @@ class PCENet(BaseModule):
     @staticmethod
     def _check_switch_cfg(cfg: Optional[dict]) -> dict:
         out = dict(router_init='kmeans', target_entropy=0.5, tie_noise=0.0,
-                   expert_norm='batch')
+                   expert_norm='batch', router_train='all')
         unknown = set(cfg or {}) - set(out)
         if unknown:
             raise KeyError(f'switch_cfg has unknown keys {sorted(unknown)}; '
@@ -232,6 +235,9 @@ class PCENet(BaseModule):
         if out['expert_norm'] not in ('batch', 'running'):
             raise ValueError(f"switch_cfg expert_norm must be 'batch' or 'running', "
                              f"got {out['expert_norm']!r}")
+        if out['router_train'] not in ('all', 'centroids'):
+            raise ValueError(f"switch_cfg router_train must be 'all' or 'centroids', "
+                             f"got {out['router_train']!r}")
         if out['tie_noise'] < 0:
             raise ValueError(f"switch_cfg tie_noise must be >= 0, got {out['tie_noise']}")
         return out
@@ -346,7 +352,16 @@ class PCENet(BaseModule):
     def set_extra_state(self, state: dict) -> None:
         self.last_phase = int(state['last_phase'])
         self.switched = bool(state['switched'])
-        self.train(self.training)        # a switched model's expert norms (switch_cfg)
+        self._apply_switch_settings()
+
+    def _apply_switch_settings(self) -> None:
+        """What ``switch_cfg`` keeps from the switch on: the experts' norm mode and the
+        k-means routers' fixed hidden layer."""
+        fixed = (self.switched and self.switch_cfg['router_init'] == 'kmeans'
+                 and self.switch_cfg['router_train'] == 'centroids')
+        for block in self.blocks():
+            block.router.fixed_hidden = fixed
+        self.train(self.training)
 
     @torch.no_grad()
     def switch_to_routing(self, x: torch.Tensor) -> None:
@@ -381,7 +396,8 @@ class PCENet(BaseModule):
                     list(block.router.state_dict().values()):
                 broadcast(tensor)
         self.switched = True
-        self.train(was_training)         # applies switch_cfg.expert_norm
+        self.train(was_training)
+        self._apply_switch_settings()
         report = ', '.join(
             f"s{s}: entropy {sum(f['entropy'] for f in v) / len(v):.2f} ln E, busiest "
             f"{max(f['busiest'] for f in v):.2f}x" for s, v in stats.items())
@@ -416,7 +432,10 @@ class PCENet(BaseModule):
         if self.check_finite:
             self._raise_if_not_finite(stem_finite)
         if self.training and torch.is_grad_enabled():
-            aux_loss = self._idle_parameters_term() if warmup else self._router_losses()
+            aux_loss = self._router_losses() if not warmup else None
+            idle = self._idle_parameters_term(warmup)
+            if idle is not None:
+                aux_loss = idle if aux_loss is None else aux_loss + idle
             if aux_loss is not None:
                 outs[-1] = AttachAuxLoss.apply(outs[-1], aux_loss, self._aux_grad_scale())
         return tuple(outs)
@@ -442,12 +461,18 @@ class PCENet(BaseModule):
                     f'backbone.{name}{after}{self.schedule.where()}; lower the learning rate, '
                     'or set router_loss_weights=dict(z=...) to keep router logits bounded')
 
-    def _idle_parameters_term(self) -> Optional[torch.Tensor]:
-        """0 times the router and attention parameters: in phase 1 they are idle, and DDP
+    def _idle_parameters_term(self, warmup: bool) -> Optional[torch.Tensor]:
+        """0 times the parameters this phase leaves out of the graph (phase 1: router,
+        attention and the tied copies; phase 2: a fixed router's hidden layer), as DDP
         (without ``find_unused_parameters``) requires every parameter in the graph."""
-        parts = [part for block in self.blocks() for part in (block.router, block.context)]
-        if self.warmup_experts == 'tied':
-            parts += [e for block in self.blocks() for e in block.experts.experts[1:]]
+        blocks = self.blocks()
+        if warmup:
+            parts = [part for block in blocks for part in (block.router, block.context)]
+            if self.warmup_experts == 'tied':
+                parts += [e for block in blocks for e in block.experts.experts[1:]]
+        else:
+            parts = [part for block in blocks if block.router.fixed_hidden
+                     for part in (block.router.content_norm, block.router.mlp[0])]
         idle = [p for part in parts if part is not None for p in part.parameters()
                 if p.requires_grad]
         return sum(p.sum() for p in idle) * 0.0 if idle else None

@@ -110,6 +110,9 @@ class PatchRouter(BaseModule):
         # The loss-free balancing bias: a buffer, so checkpoints and DDP's buffer broadcast
         # carry it, and no optimizer touches it.
         self.register_buffer('selection_bias', torch.zeros(num_experts))
+        # Set by the backbone after a k-means init (switch_cfg.router_train='centroids'):
+        # the logits' gradient stops at the hidden features.
+        self.fixed_hidden = False
         # Small logits at the start: routing begins close to uniform, so every expert gets
         # patches (and gradient) before the router has learnt anything.
         nn.init.normal_(self.mlp[-1].weight, std=0.01)
@@ -127,7 +130,8 @@ class PatchRouter(BaseModule):
 
     def logits(self, content: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
         """``(b, n, c)`` content and ``(n, 2)`` centres -> ``(b, n, e)`` logits."""
-        return self.mlp[-1](self.hidden(content, centres))
+        hidden = self.hidden(content, centres)
+        return self.mlp[-1](hidden.detach() if self.fixed_hidden else hidden)
 
     def forward(self, content: torch.Tensor, centres: torch.Tensor) -> Routing:
         logits = self.logits(content, centres)

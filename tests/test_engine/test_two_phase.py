@@ -180,3 +180,32 @@ def test_ramp_mixes_phase_one_and_routed_expert_outputs():
     # where all three are positive, half lies midway.
     both = (warm > 0) & (routed > 0) & (half > 0)
     torch.testing.assert_close(half[both], ((warm + routed) / 2)[both], rtol=1e-4, atol=1e-5)
+
+
+def test_test_tool_runs_a_checkpoint_in_its_last_phase_or_the_one_asked_for(
+        mnist_root, tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import REPO
+    options = [f'data_root={mnist_root}', 'train_dataloader.batch_size=2',
+               'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
+               'test_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+               'val_dataloader.persistent_workers=False',
+               'test_dataloader.persistent_workers=False', 'train_cfg.max_epochs=1']
+    work = str(tmp_path)
+    subprocess.run([sys.executable, 'tools/train.py', 'configs/pce_mnist.py', '--work-dir',
+                    work, '--cfg-options'] + options, cwd=REPO, check=True,
+                   capture_output=True)                     # one epoch, all in phase 1
+    outputs = {}
+    for phase in ([], ['--phase', '1'], ['--phase', '2']):
+        run = subprocess.run([sys.executable, 'tools/test.py', 'configs/pce_mnist.py',
+                              osp.join(work, 'epoch_1.pth'), '--work-dir', work] + phase
+                             + ['--cfg-options'] + options, cwd=REPO, capture_output=True,
+                             text=True)
+        assert run.returncode == 0, run.stderr[-3000:]
+        outputs[' '.join(phase)] = run.stdout + run.stderr
+    for out in outputs.values():
+        assert 'accuracy/top1' in out
+    assert 'switched to routing' not in outputs[''] + outputs['--phase 1']
+    assert outputs['--phase 2'].count('PCENet: switched to routing: experts tied') == 1

@@ -173,3 +173,21 @@ def test_softmax_weighting_keeps_raw_probabilities():
     routing = router(torch.randn(1, 5, 8), torch.rand(5, 2))
     torch.testing.assert_close(routing.weights, routing.probs.gather(-1, routing.indices))
     assert (routing.weights.sum(-1) < 1).all()
+
+
+@pytest.mark.parametrize('expert_norm', ['batch', 'running'])
+def test_expert_norm_after_the_switch_keeps_phase_one_statistics_when_asked(expert_norm):
+    model = trained_in_phase_one(switch_cfg=dict(expert_norm=expert_norm))
+    stats = copy.deepcopy(model.blocks()[0].experts.experts[0].norm.running_mean)
+    model.set_phase(2)
+    model(torch.randn(4, 3, 32, 32))                    # the switch, then a routed step
+    model.train()                                       # as the Runner does every epoch
+    norms = [e.norm for b in model.blocks() for e in b.experts]
+    assert all(n.training == (expert_norm == 'batch') for n in norms)
+    assert model.blocks()[0].reduce.norm.training       # other norms are untouched
+    moved = not torch.equal(model.blocks()[0].experts.experts[0].norm.running_mean, stats)
+    assert moved == (expert_norm == 'batch')
+    restored = PCENet(SMALL, switch_cfg=dict(expert_norm=expert_norm)).train()
+    restored.load_state_dict(model.state_dict())        # a resumed run, too
+    assert all(e.norm.training == (expert_norm == 'batch')
+               for b in restored.blocks() for e in b.experts)
