@@ -428,7 +428,9 @@ class PCENet(BaseModule):
             for module in getattr(self, name):
                 x = module(x, warmup, ramp) if isinstance(module, PCEBlock) else module(x)
             if i in self.out_indices:
-                outs.append(x)
+                # The routed path leaves maps in channels-last memory; necks and heads may
+                # not read strides (mmcv's CPU RoIAlign took such a map as NCHW: garbage).
+                outs.append(x.contiguous())
         if self.check_finite:
             self._raise_if_not_finite(stem_finite)
         if self.training and torch.is_grad_enabled():
