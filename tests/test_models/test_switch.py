@@ -191,3 +191,23 @@ def test_expert_norm_after_the_switch_keeps_phase_one_statistics_when_asked(expe
     restored.load_state_dict(model.state_dict())        # a resumed run, too
     assert all(e.norm.training == (expert_norm == 'batch')
                for b in restored.blocks() for e in b.experts)
+
+
+def test_routed_maps_reach_a_stride_blind_op_as_phase_one_maps_do():
+    """The routed path computes in channels-last memory; the backbone hands necks and heads
+    contiguous NCHW maps, which mmcv's CPU RoIAlign (it ignores strides) needs: before, a
+    phase-1 checkpoint's detections turned to garbage the moment it was run routed."""
+    from mmcv.ops import RoIAlign
+    model = trained_in_phase_one().eval()
+    x = torch.randn(2, 3, 32, 32)
+    rois = torch.tensor([[0, 2.0, 3.0, 20.0, 25.0], [1, 0.0, 0.0, 31.0, 31.0]])
+    align = RoIAlign(output_size=4, spatial_scale=1.0, sampling_ratio=2)
+    with torch.no_grad():
+        warm = model(x)
+        model.set_phase(2)
+        routed = model(x)
+    assert all(o.is_contiguous() for o in warm + routed)
+    torch.testing.assert_close(align(routed[0], rois), align(warm[0], rois),
+                               rtol=1e-5, atol=1e-5)
+    model.train()
+    assert all(o.is_contiguous() for o in model(x))
