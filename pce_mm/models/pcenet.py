@@ -346,12 +346,14 @@ class PCENet(BaseModule):
         runs the switch (see ``switch_cfg``) at its next forward."""
         self.schedule.force(phase)
 
-    def get_extra_state(self) -> dict:
-        return dict(last_phase=self.last_phase, switched=self.switched)
+    def get_extra_state(self) -> torch.Tensor:
+        """``[last_phase, switched]``: a tensor, as tracing (FLOP counts) and
+        ``weights_only`` loading take one."""
+        return torch.tensor([self.last_phase, int(self.switched)])
 
-    def set_extra_state(self, state: dict) -> None:
-        self.last_phase = int(state['last_phase'])
-        self.switched = bool(state['switched'])
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        self.last_phase, switched = (int(v) for v in state.tolist())
+        self.switched = bool(switched)
         self._apply_switch_settings()
 
     def _apply_switch_settings(self) -> None:
