@@ -11,7 +11,9 @@ STAMP := $(VENV)/.setup-done
 # and schedule overridden (3 epochs of 64 iterations, evaluated once by tools/test.py;
 # phase 1 is the first epoch, then the routers take over, set from the switch's batch);
 # 128 sampled RoIs per image instead of 512 because mmcv's CPU RoIAlign is
-# single-threaded and took 35% of a step.
+# single-threaded and took 35% of a step. Every epoch is checkpointed: epoch_1.pth is the end
+# of phase 1, for `tools/test.py --phase 1|2` and tools/analysis/switch_gap.py.
+# SEED=N seeds the run; BACKBONE_OPTS="model.backbone.KEY=VALUE ..." changes PCENet settings.
 DEMO_MODEL ?= pce
 SEED ?= 0
 DEMO_DATA := data/demo/VOCdevkit
