@@ -22,7 +22,11 @@ def load_config(name: str, options: Optional[dict] = None) -> Config:
 
 def build_runner(cfg: Config, work_dir: str) -> Runner:
     cfg.work_dir = work_dir
-    # Runners built within the same second would otherwise share a logger and visualizer.
+    # Runners built within the same second would otherwise share a logger; and mm's configs
+    # name their visualizer 'visualizer', so a later runner would get an earlier one (and
+    # write into its work dir, removed once that test passed).
     cfg.experiment_name = f'{osp.basename(work_dir)}_{next(_runs)}'
+    if cfg.get('visualizer'):
+        cfg.visualizer.name = cfg.experiment_name
     adapt_to_cpu(cfg)
     return Runner.from_cfg(cfg)

@@ -354,16 +354,16 @@ class PCENet(BaseModule):
     def set_extra_state(self, state: torch.Tensor) -> None:
         self.last_phase, switched = (int(v) for v in state.tolist())
         self.switched = bool(switched)
-        self._apply_switch_settings()
+        self._fix_router_hidden()
+        self.train(self.training)        # the experts' norm mode (switch_cfg.expert_norm)
 
-    def _apply_switch_settings(self) -> None:
-        """What ``switch_cfg`` keeps from the switch on: the experts' norm mode and the
-        k-means routers' fixed hidden layer."""
+    def _fix_router_hidden(self) -> None:
+        """After a k-means init with ``router_train='centroids'``, only the routers' last
+        layers train."""
         fixed = (self.switched and self.switch_cfg['router_init'] == 'kmeans'
                  and self.switch_cfg['router_train'] == 'centroids')
         for block in self.blocks():
             block.router.fixed_hidden = fixed
-        self.train(self.training)
 
     @torch.no_grad()
     def switch_to_routing(self, x: torch.Tensor) -> None:
@@ -398,8 +398,8 @@ class PCENet(BaseModule):
                     list(block.router.state_dict().values()):
                 broadcast(tensor)
         self.switched = True
-        self.train(was_training)
-        self._apply_switch_settings()
+        self._fix_router_hidden()
+        self.train(was_training)         # the experts' norm mode (switch_cfg.expert_norm)
         report = ', '.join(
             f"s{s}: entropy {sum(f['entropy'] for f in v) / len(v):.2f} ln E, busiest "
             f"{max(f['busiest'] for f in v):.2f}x" for s, v in stats.items())

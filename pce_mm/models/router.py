@@ -171,10 +171,11 @@ class PatchRouter(BaseModule):
         e, k = self.num_experts, self.top_k
         h = self.hidden(content.float(), centres).reshape(-1, self.mlp[-1].in_features)
         mu = kmeans(h, e, generator=generator)                      # (e, d)
-        base = h @ mu.t() - mu.square().sum(-1) / 2                 # (m, e)
-        base = base / base.std().clamp_min(1e-6)
+        raw = h @ mu.t() - mu.square().sum(-1) / 2                  # (m, e)
+        unit = raw.std().clamp_min(1e-6)
+        base = raw / unit
         beta = torch.zeros(e, device=h.device)
-        step = 0.5 * base.std()
+        step = 0.5                                  # base has unit std
         for i in range(balance_steps):
             load = torch.bincount((base + beta).topk(k, -1).indices.reshape(-1),
                                   minlength=e).float()
@@ -190,7 +191,7 @@ class PatchRouter(BaseModule):
         for _ in range(30):
             mid = (low + high) / 2
             low, high = (mid, high) if entropy(mid) > target_entropy else (low, mid)
-        scale = high / (h @ mu.t() - mu.square().sum(-1) / 2).std().clamp_min(1e-6)
+        scale = high / unit
         last = self.mlp[-1]
         last.weight.copy_(scale * mu)
         last.bias.copy_(-scale * mu.square().sum(-1) / 2 + high * beta)
