@@ -36,25 +36,18 @@ def _has_op(namespace: str, name: str) -> bool:
     return True
 
 
-def load_local_checkpoints_with_pickles() -> None:
-    """Makes ``--resume`` and ``load_from`` work on torch >= 2.6.
+def load_local_checkpoints_safely() -> None:
+    """Makes ``--resume`` and ``load_from`` work on torch >= 2.6, without trusting pickles.
 
     torch 2.6 turned ``torch.load`` to ``weights_only=True``; mmengine 0.10.7's checkpoints
-    hold ``HistoryBuffer`` objects and numpy scalars in ``message_hub``, so loading them
-    fails (mmengine issue 1655). Local files are the user's own checkpoints: load them with
-    ``weights_only=False`` as mmengine did before.
+    hold ``HistoryBuffer`` objects and numpy arrays in ``message_hub``, so loading them
+    fails (mmengine issue 1655). Local files are loaded with ``weights_only=True`` and an
+    allow-list of exactly those objects (:mod:`pce_mm.checkpoint`).
     """
-    import os.path as osp
-
     from mmengine.runner.checkpoint import CheckpointLoader
 
-    def load_from_local(filename: str, map_location=None):
-        filename = osp.expanduser(filename)
-        if not osp.isfile(filename):
-            raise FileNotFoundError(f'{filename} can not be found.')
-        return torch.load(filename, map_location=map_location, weights_only=False)
-
-    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
+    from .checkpoint import load_local
+    CheckpointLoader.register_scheme(prefixes='', loader=load_local, force=True)
 
 
 def cpu_set_device_is_noop() -> None:
@@ -70,5 +63,5 @@ def cpu_set_device_is_noop() -> None:
 
 def apply_all() -> None:
     define_torchvision_op_schemas()
-    load_local_checkpoints_with_pickles()
+    load_local_checkpoints_safely()
     cpu_set_device_is_noop()
