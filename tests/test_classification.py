@@ -10,20 +10,18 @@ from mmengine.config import Config
 from mmpretrain.datasets import MNIST
 from mmpretrain.registry import DATASETS
 
+from pce_mm.datasets.synthetic import (CIFAR10_CLASSES, SyntheticCIFAR10, write_cifar10,
+                                       write_mnist, write_pcam, write_tiny_imagenet)
 from pce_mm.models import PCENet
-from pce_mm.testing import (CIFAR10_CLASSES, CIFAR10WithoutMD5, write_cifar10, write_mnist,
-                            write_pcam, write_tiny_imagenet)
-
-DATASETS.register_module(module=CIFAR10WithoutMD5, force=True)
 
 
 def write_data(task: str, root: str) -> dict:
     """Tiny official-format data for `task`; returns --cfg-options that point at it."""
     if task == 'cifar10':
         write_cifar10(root, per_batch=2)
-        return {'data_root': root, 'train_dataloader.dataset.type': 'CIFAR10WithoutMD5',
-                'val_dataloader.dataset.type': 'CIFAR10WithoutMD5',
-                'test_dataloader.dataset.type': 'CIFAR10WithoutMD5'}
+        return {'data_root': root, 'train_dataloader.dataset.type': 'SyntheticCIFAR10',
+                'val_dataloader.dataset.type': 'SyntheticCIFAR10',
+                'test_dataloader.dataset.type': 'SyntheticCIFAR10'}
     if task == 'mnist':
         write_mnist(root, num_train=8, num_test=4)
     elif task == 'tinyimagenet':
@@ -76,7 +74,7 @@ def test_mnist_test_split_is_the_test_digits_not_the_training_ones(tmp_path):
 
 def test_cifar10_reads_pickled_batches_with_their_class_names(tmp_path):
     written = write_cifar10(str(tmp_path), per_batch=2)
-    ds = CIFAR10WithoutMD5(str(tmp_path), split='test')
+    ds = SyntheticCIFAR10(str(tmp_path), split='test')
     data, labels = written['test_batch']
     assert ds.CLASSES == CIFAR10_CLASSES
     np.testing.assert_array_equal(ds.get_data_info(1)['img'],

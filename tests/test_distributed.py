@@ -11,7 +11,7 @@ import sys
 import torch
 from helpers import REPO
 
-from pce_mm.testing import write_mnist
+from pce_mm.datasets.synthetic import write_mnist
 
 RANK_DUMP_HOOK = '''
 import os.path as osp

@@ -6,7 +6,7 @@ import sys
 
 from helpers import REPO
 
-from pce_mm.testing import write_mnist
+from pce_mm.datasets.synthetic import write_mnist
 
 ITERS = 200
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from helpers import REPO
 
-from pce_mm.testing import write_mnist
+from pce_mm.datasets.synthetic import write_mnist
 
 MAX_ITERS, WARMUP_ITERS = 16, 6
 

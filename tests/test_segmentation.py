@@ -9,7 +9,7 @@ from helpers import REPO, build_runner, load_config
 from mmengine.config import Config
 
 from pce_mm.models import PCENet
-from pce_mm.testing import write_voc_aug
+from pce_mm.datasets.synthetic import write_voc_aug
 from pce_mm.utils import merge_cli_options
 
 CROP = (64, 64)

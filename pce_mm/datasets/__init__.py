@@ -1,7 +1,8 @@
 from .concat import ConcatDatasetIfPresent
 from .pcam import PCam
+from .synthetic import SyntheticCIFAR10
 from .tiny_imagenet import TinyImageNet
 from .transforms import RandomBlackPatches, RandomChannelBoost
 
 __all__ = ['TinyImageNet', 'PCam', 'ConcatDatasetIfPresent', 'RandomChannelBoost',
-           'RandomBlackPatches']
+           'RandomBlackPatches', 'SyntheticCIFAR10']

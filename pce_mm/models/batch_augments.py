@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..datasets.transforms import black_squares, check_prob, check_range
+from ..augmentation import black_squares, check_prob, check_range
 from ..registry import BATCH_AUGMENTS, MODELS
 
 __all__ = ['BatchChannelBoost', 'BatchBlackPatches']

@@ -16,7 +16,7 @@ from mmengine.registry import MODELS, init_default_scope
 
 from pce_mm.analysis import normalized_mutual_info
 from pce_mm.datasets.voc_demo import write_image_set, write_voc_sample
-from pce_mm.testing import write_mnist
+from pce_mm.datasets.synthetic import write_mnist
 
 
 def run_tool(*args) -> subprocess.CompletedProcess:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pce_mm.datasets import PCam
-from pce_mm.testing import write_pcam
+from pce_mm.datasets.synthetic import write_pcam
 
 
 @pytest.mark.parametrize('gzipped', [False, True])

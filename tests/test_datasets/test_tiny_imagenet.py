@@ -5,7 +5,7 @@ import os.path as osp
 import pytest
 
 from pce_mm.datasets import TinyImageNet
-from pce_mm.testing import write_tiny_imagenet
+from pce_mm.datasets.synthetic import write_tiny_imagenet
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from helpers import build_runner, load_config
 from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
-from pce_mm.testing import write_mnist
+from pce_mm.datasets.synthetic import write_mnist
 
 
 @pytest.fixture(scope='module')

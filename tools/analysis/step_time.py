@@ -16,17 +16,14 @@ import statistics
 import tempfile
 
 from mmengine.config import Config
-from mmengine.registry import DATASETS
 from mmengine.runner import Runner
 
 import pce_mm  # noqa: F401  (compat fixes and registration)
+from pce_mm.datasets.synthetic import (write_cifar10, write_mnist, write_pcam,
+                                       write_tiny_imagenet)
 from pce_mm.datasets.voc_demo import make_demo_voc
 from pce_mm.models import PCENet
-from pce_mm.testing import (CIFAR10WithoutMD5, write_cifar10, write_mnist, write_pcam,
-                            write_tiny_imagenet)
 from pce_mm.utils import adapt_to_cpu, merge_cli_options
-
-DATASETS.register_module(module=CIFAR10WithoutMD5, force=True)
 
 
 def dataset_type(cfg: Config) -> str:
@@ -43,7 +40,7 @@ def write_data(kind: str, root: str, samples: int) -> dict:
         write_mnist(root, num_train=samples, num_test=4)
     elif kind == 'CIFAR10':
         write_cifar10(root, per_batch=math.ceil(samples / 5))
-        return {'data_root': root, 'train_dataloader.dataset.type': 'CIFAR10WithoutMD5'}
+        return {'data_root': root, 'train_dataloader.dataset.type': 'SyntheticCIFAR10'}
     elif kind == 'TinyImageNet':
         write_tiny_imagenet(root, per_class=math.ceil(samples / 3), num_val=4)
     elif kind == 'PCam':

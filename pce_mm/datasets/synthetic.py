@@ -1,5 +1,6 @@
-"""Writers of small datasets in the exact formats the real ones are distributed in, for
-tests and for timing configs on a machine without the real data.
+"""Writers of small synthetic datasets in the exact file formats the real ones are
+distributed in: for timing a config without its data (``tools/analysis/step_time.py``) and
+for the tests.
 
 Each returns what it wrote, so tests can compare what a dataset class reads with what is on
 disk.
@@ -14,9 +15,10 @@ import cv2
 import numpy as np
 from mmpretrain.datasets import CIFAR10
 
-from ..datasets.digits import write_idx
+from ..registry import DATASETS
+from .digits import write_idx
 
-__all__ = ['CIFAR10WithoutMD5', 'write_cifar10', 'write_mnist', 'write_tiny_imagenet',
+__all__ = ['SyntheticCIFAR10', 'write_cifar10', 'write_mnist', 'write_tiny_imagenet',
            'write_pcam', 'write_voc_aug', 'CIFAR10_CLASSES']
 
 CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse',
@@ -133,10 +135,11 @@ def write_voc_aug(voc2012: str) -> None:
         f.writelines(f'{i}\n' for i in ids)
 
 
-class CIFAR10WithoutMD5(CIFAR10):
+@DATASETS.register_module()
+class SyntheticCIFAR10(CIFAR10):
     """mmpretrain's ``CIFAR10`` without its md5 check of the official files (on a mismatch
-    it tries to download them): files written by :func:`write_cifar10` cannot match it.
-    Not registered; register it where it is needed."""
+    it tries to download them), for files written by :func:`write_cifar10`, which are in
+    the official format but cannot have the official checksums."""
     train_list = [[name, None] for name, _ in CIFAR10.train_list]
     test_list = [[name, None] for name, _ in CIFAR10.test_list]
     meta = dict(CIFAR10.meta, md5=None)
