@@ -1,5 +1,10 @@
-"""200 training iterations of pce_mnist.py under mixed precision (bf16 autocast on a CPU,
-through tools/train.py --amp), over both phases, with the router z-loss on: no NaN."""
+"""Training pce_mnist.py under mixed precision (bf16 autocast on a CPU, through
+tools/train.py --amp), over both phases, with the router z-loss on: every loss finite.
+
+A narrow, one-block-a-stage PCENet (every stage routed, stages 2-4 with deformable
+attention, as in 'tiny'): bf16 is emulated on CPUs without AVX-512, where the full 'tiny'
+took 2.7 s a step at batch 4 (546 s for the earlier 200 iterations)."""
+import math
 import re
 import subprocess
 import sys
@@ -8,15 +13,22 @@ from helpers import REPO
 
 from pce_mm.datasets.synthetic import write_mnist
 
-ITERS = 200
+ITERS = 60
+WARMUP = 20
 
 
-def test_two_hundred_bf16_iterations_over_both_phases_stay_finite(tmp_path):
+def test_bf16_training_over_both_phases_stays_finite(tmp_path):
     write_mnist(str(tmp_path / 'mnist'), num_train=64, num_test=4)
     config = tmp_path / 'pce_mnist_amp.py'
     config.write_text(f'''
 _base_ = '{REPO}/configs/pce_mnist.py'
-model = dict(backbone=dict(warmup_iters=50, router_loss_weights=dict(z=1e-3)))
+model = dict(
+    backbone=dict(
+        warmup_iters={WARMUP}, router_loss_weights=dict(z=1e-3),
+        arch=dict(_delete_=True, stem='cifar', stem_channels=16, channels=(16, 32, 64, 128),
+                  expert_channels=(16, 24, 48, 96), depths=(1, 1, 1, 1), strides=(1, 2, 2, 2),
+                  patch_sizes=(8, 4, 2, 1), stage_with_context=(False, True, True, True))),
+    head=dict(in_channels=128))
 train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
                         dataset=dict(data_root='{tmp_path}/mnist'))
 val_dataloader = dict(num_workers=0, persistent_workers=False,
@@ -24,8 +36,9 @@ val_dataloader = dict(num_workers=0, persistent_workers=False,
 test_dataloader = val_dataloader
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters={ITERS},
                  val_interval={ITERS})
-param_scheduler = dict(_delete_=True, type='MultiStepLR', by_epoch=False, milestones=[150])
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(by_epoch=False, interval=1000))
+param_scheduler = dict(_delete_=True, type='MultiStepLR', by_epoch=False,
+                       milestones=[{ITERS - 10}])
+default_hooks = dict(logger=dict(interval=5), checkpoint=dict(by_epoch=False, interval=1000))
 log_processor = dict(by_epoch=False)
 ''')
     run = subprocess.run([sys.executable, 'tools/train.py', str(config), '--amp',
@@ -35,11 +48,14 @@ log_processor = dict(by_epoch=False)
     assert run.returncode == 0, log[-4000:]
     assert 'No CUDA: --amp trains under bfloat16 autocast' in log
     assert "type='BF16OptimWrapper'" in log
-    assert 'phase 2 (router and deformable attention on) from epoch 1, iteration 51' in log
-    # an epoch shorter than the interval adds end-of-epoch lines: keep the every-10 ones
-    lines = [m.group(0) for m in re.finditer(r'Iter\(train\) \[\s*(\d+)/200\].*', log)
-             if int(m.group(1)) % 10 == 0]
-    assert len(lines) == ITERS // 10 and f'[{ITERS}/{ITERS}]' in lines[-1]
+    assert ('phase 2 (router and deformable attention on) from epoch 1, iteration '
+            f'{WARMUP + 1}') in log
+    # an epoch shorter than the interval adds end-of-epoch lines: keep the every-5 ones
+    lines = [m.group(0) for m in re.finditer(rf'Iter\(train\) \[\s*(\d+)/{ITERS}\].*', log)
+             if int(m.group(1)) % 5 == 0]
+    assert len(lines) == ITERS // 5 and f'[{ITERS}/{ITERS}]' in lines[-1]
     losses = [float(v) for line in lines for v in re.findall(r' loss\w*: ([-\w.]+)', line)]
-    assert losses and all(v == v and abs(v) < 1e4 for v in losses)   # no nan / inf
-    assert 'loss_router_z' in lines[-1]
+    assert len(losses) >= len(lines) and all(math.isfinite(v) for v in losses)
+    routed = [line for line in lines if int(re.search(r'\[\s*(\d+)/', line).group(1)) > WARMUP]
+    z = [float(re.search(r'loss_router_z: ([-\w.]+)', line).group(1)) for line in routed]
+    assert len(z) == len(routed) > 0 and all(math.isfinite(v) and v > 0 for v in z)
