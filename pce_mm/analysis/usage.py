@@ -11,6 +11,8 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from scipy.stats import entropy
+from sklearn.metrics import mutual_info_score
 
 from .routing import StageRouting
 
@@ -66,16 +68,11 @@ def accumulate(matrix: np.ndarray, routing: StageRouting, classes: torch.Tensor)
 
 def normalized_mutual_info(matrix: np.ndarray) -> float:
     """Mutual information between row (class) and column (expert) of a count matrix,
-    divided by the mean of their entropies (scikit-learn's "arithmetic" normalisation):
-    0 when the expert says nothing about the class, 1 when each determines the other."""
-    joint = matrix / max(matrix.sum(), 1)
-    p_row, p_col = joint.sum(1), joint.sum(0)
-
-    def entropy(p):
-        p = p[p > 0]
-        return float(-(p * np.log(p)).sum())
-
-    nz = joint > 0
-    mi = float((joint[nz] * np.log(joint[nz] / np.outer(p_row, p_col)[nz])).sum())
-    norm = (entropy(p_row) + entropy(p_col)) / 2
-    return max(mi, 0.0) / norm if norm > 0 else 0.0
+    divided by the mean of their entropies (scikit-learn's ``'arithmetic'`` normalisation,
+    as ``normalized_mutual_info_score`` of the counted pairs): 0 when the expert says
+    nothing about the class, 1 when each determines the other."""
+    matrix = np.asarray(matrix, dtype=np.int64)
+    norm = (entropy(matrix.sum(1)) + entropy(matrix.sum(0))) / 2 if matrix.any() else 0.0
+    if norm <= 0:                  # one class or one expert: nothing to share
+        return 0.0
+    return max(mutual_info_score(None, None, contingency=matrix), 0.0) / norm

@@ -5,6 +5,7 @@ import json
 import os.path as osp
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,10 +14,11 @@ import torch
 from helpers import REPO, build_runner, load_config
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
+from sklearn.metrics import normalized_mutual_info_score
 
 from pce_mm.analysis import normalized_mutual_info
-from pce_mm.datasets.voc_demo import write_image_set, write_voc_sample
 from pce_mm.datasets.synthetic import write_mnist
+from pce_mm.datasets.voc_demo import write_image_set, write_voc_sample
 
 
 def run_tool(*args) -> subprocess.CompletedProcess:
@@ -76,6 +78,20 @@ def test_expert_usage_matrices_count_every_routed_patch_once(mnist_checkpoint, t
         assert 0 <= usage['stages'][f'stage{stage}']['nmi'] <= 1
         assert cv2.imread(str(tmp_path / f'usage_stage{stage}.png')) is not None
         assert (tmp_path / f'usage_stage{stage}.csv').read_text().startswith('class,E0,')
+
+
+def test_normalized_mutual_info_is_scikit_learns_and_reproduces_the_readme_figures():
+    rng = np.random.default_rng(0)
+    for shape in ((21, 8), (3, 2), (10, 4)):
+        table = rng.integers(0, 6, size=shape)
+        rows, cols = np.nonzero(table)
+        classes = np.repeat(rows, table[rows, cols])
+        experts = np.repeat(cols, table[rows, cols])
+        assert normalized_mutual_info(table) == pytest.approx(
+            normalized_mutual_info_score(classes, experts, average_method='arithmetic'))
+    saved = json.loads((Path(REPO) / 'docs/expert_usage/usage.json').read_text())
+    for stage in saved['stages'].values():
+        assert normalized_mutual_info(np.array(stage['counts'])) == pytest.approx(stage['nmi'])
 
 
 def test_normalized_mutual_info_of_known_tables():
