@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds .venv/ with the pinned stack of DESIGN.md ("Set-up"). Safe to run again: pip skips
+# Builds .venv/ with the pinned stack of ../shared/DESIGN.md ("Set-up"; docs/stack.md). Safe to run again: pip skips
 # what is already installed. Called by `make setup`; WHEELHOUSE may name a folder holding a
 # prebuilt mmcv wheel (../shared/wheels does), otherwise mmcv is compiled from source.
 set -euo pipefail

@@ -1,5 +1,5 @@
 """The benchmark and step-time tools run and report what they promise (their numbers are
-not asserted: speed lives in the README)."""
+not asserted: speed lives in docs/performance.md)."""
 import json
 import subprocess
 import sys
