@@ -1,4 +1,5 @@
 """Concatenation of datasets some of which may be absent (VOC 2012 with or without SBD)."""
+import logging
 import os.path as osp
 from typing import Sequence
 
@@ -30,7 +31,7 @@ class ConcatDatasetIfPresent(ConcatDataset):
                 ann_file = osp.join(dataset.get('data_root', ''), dataset.get('ann_file', ''))
                 if not osp.isfile(ann_file):
                     print_log(f'{ann_file} is missing: training without dataset {i} '
-                              f'({dataset.get("type")})', logger='current', level=30)
+                              f'({dataset.get("type")})', logger='current', level=logging.WARNING)
                     continue
             kept.append(dataset)
         if not kept:

@@ -1,4 +1,6 @@
 """Hooks of the PCE training recipe."""
+import logging
+
 import torch
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
@@ -29,7 +31,7 @@ class RouterLossScaleHook(Hook):
         if not isinstance(wrapper, OptimWrapper):
             if batch_idx == 0:
                 print_log('RouterLossScaleHook: several optimizer wrappers; the router losses '
-                          'keep a gradient factor of 1', logger='current', level=30)
+                          'keep a gradient factor of 1', logger='current', level=logging.WARNING)
             return
         factor = float(wrapper.scale_loss(torch.ones(())))
         scaler = getattr(wrapper, 'loss_scaler', None)

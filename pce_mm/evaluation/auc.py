@@ -1,5 +1,6 @@
 """ROC AUC for binary classifiers (PatchCamelyon's second metric) as an mmengine metric;
 mmpretrain has none. The area itself is scikit-learn's."""
+import logging
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -50,5 +51,5 @@ class AUC(BaseMetric):
         auc = roc_auc(scores, labels == self.pos_label)
         if np.isnan(auc):
             print_log('AUC: the evaluated samples hold one class only; AUC is undefined',
-                      logger='current', level=30)
+                      logger='current', level=logging.WARNING)
         return {'AUC': auc * 100}

@@ -5,6 +5,7 @@ Stem -> 4 stages (each: a downsampling transition, then PCE blocks) -> the maps 
 channels, so necks built for those take PCENet unchanged; ``'tiny'`` keeps the resolution
 of 28-32 px images in its stem, like the CIFAR ResNets.
 """
+import logging
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
@@ -515,7 +516,7 @@ class PCENet(BaseModule):
                 self._warned_fp16 = True
                 print_log('PCENet under fp16 autocast without RouterLossScaleHook: the router '
                           "losses miss the loss scale; add custom_hooks=[dict(type="
-                          "'RouterLossScaleHook')]", logger='current', level=30)
+                          "'RouterLossScaleHook')]", logger='current', level=logging.WARNING)
             return 1.0
         return self.aux_loss_scale
 

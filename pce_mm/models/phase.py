@@ -7,6 +7,7 @@ Runner's train and val loops (a test loop, plain PyTorch use) the model runs in 
 last trained in (the backbone records it), phase 2 when it never trained, unless the phase
 is forced (``tools/test.py --phase``).
 """
+import logging
 from typing import Optional, Tuple
 
 from mmengine.logging import MessageHub, print_log
@@ -121,7 +122,7 @@ class TwoPhaseSchedule:
                           f"(max_epochs={info.get('max_epochs')}, "
                           f"max_iters={info.get('max_iters')}): the router and attention "
                           'never train. An iteration-based loop counts no epochs: set '
-                          'warmup_iters.', logger='current', level=30)
+                          'warmup_iters.', logger='current', level=logging.WARNING)
         if phase == self._logged:
             return
         self._logged = phase
