@@ -150,13 +150,9 @@ class PCENet(BaseModule):
         num_stages = len(self.arch['channels'])
         if in_channels < 1:
             raise ValueError(f'in_channels must be >= 1, got {in_channels}')
-        if not 1 <= top_k <= num_experts:
-            raise ValueError(f'top_k must be in [1, num_experts={num_experts}], got {top_k}')
         if context not in CONTEXT_PLACES:
             raise ValueError(f'context must be one of {CONTEXT_PLACES}, got {context!r}')
         patch_sizes = self._per_stage('patch_size', patch_size, self.arch['patch_sizes'])
-        if any(p < 1 for p in patch_sizes):
-            raise ValueError(f'patch_size must be >= 1 in every stage, got {patch_sizes}')
         stage_with_context = self._per_stage('stage_with_context', stage_with_context,
                                              self.arch['stage_with_context'])
         if not out_indices or not all(0 <= i < num_stages for i in out_indices):
