@@ -23,8 +23,7 @@ class DeformableContext(BaseModule):
     point is its own centre; the query carries a learnt projection of the centre's Fourier
     features. The branch ends in ``norm_cfg`` (BatchNorm by default) as a ResNet branch
     ends in BN: that makes its projections scale-invariant, which keeps them stable under
-    the SGD learning rates of mm's CNN schedules (without it, Faster R-CNN from scratch at
-    lr 0.01 diverged within 40 iterations). mmcv runs its CUDA kernel on GPU tensors and its
+    the SGD learning rates of mm's CNN schedules (docs/model.md, "Context"). mmcv runs its CUDA kernel on GPU tensors and its
     pure-PyTorch ``grid_sample`` path on CPU.
 
     Args:
@@ -33,7 +32,8 @@ class DeformableContext(BaseModule):
         num_points: sampling points per head.
         value_proj_ratio: width of the value projection relative to ``embed_dims``. At 1.0
             (mmcv's default) the two projections cost ``2 * c**2`` per token, more than a
-            whole block at ResNet-50's widths; 0.25 keeps the context near 5% of a stage.
+            whole block at ResNet-50's widths; 0.25 cuts that by four (the context's share
+            of each preset's FLOPs: docs/performance.md).
         num_freqs: Fourier frequencies per coordinate of the positional encoding.
     """
 

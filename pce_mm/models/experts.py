@@ -2,49 +2,88 @@
 from typing import Iterator, Optional
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
-from mmcv.cnn import ConvModule
-from mmengine.model import BaseModule
+from mmcv.cnn import build_activation_layer, build_conv_layer, build_norm_layer
+from mmengine.model import BaseModule, constant_init, kaiming_init
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 __all__ = ['ConvExperts', 'Expert']
 
 
-class Expert(ConvModule):
-    """``Conv -> norm -> act`` on patch tiles, that also trains on a single pixel.
+class Expert(BaseModule):
+    """``Conv(k x k, no padding) -> norm -> act`` on patch tiles: mm's ``ConvModule`` order,
+    attribute names (``conv``, the norm's own name such as ``bn``, ``activate``) and init,
+    with two cases of its own, explicit for every conv and norm type:
 
-    Two things differ from ``ConvModule``:
-
-    - Tiles whose output is at most 2x2 pixels (patches of 2 and 1 pixels, stages 3-4 of
-      the presets) are convolved as one matrix product over their ``k x k``
-      neighbourhoods. In a PCENet-tiny training step (batch 128, 28 px, 2 CPU cores) that
-      took 4.2 s against 4.9 s with oneDNN's convolution of the tiny tiles; for 1-pixel
-      outputs the tile is its own neighbourhood and needs no unfolding.
-    - Routing can hand an expert one 1x1 patch; BatchNorm cannot estimate statistics from
-      one value per channel (and refuses to), so such a batch is normalised with the running
-      statistics instead, and leaves them unchanged.
+    - Tiles whose output is at most ``max_matmul_output`` pixels a side (patches of 2 and 1
+      pixels, stages 3-4 of the presets) are convolved as one matrix product over their
+      ``k x k`` neighbourhoods when the conv is a plain ``nn.Conv2d`` (faster than a
+      convolution of tiny tiles on CPU: docs/performance.md); other conv types convolve.
+    - Routing can hand an expert a batch of one 1x1 patch. A batch norm (BN, or SyncBN
+      within one process) cannot estimate statistics from one value per channel and refuses
+      to: such a batch is normalised with the running statistics instead, and leaves them
+      unchanged. SyncBN across processes always runs (it gathers statistics from every
+      process, and skipping its collective on one would hang the others); GroupNorm and
+      LayerNorm normalise one pixel as they normalise any.
     """
     max_matmul_output = 2
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self._conv_as_matmul(x) if self._as_matmul(x) else self.conv(x)
-        if self.with_norm:
-            norm = self.norm
-            if (self.training and y.shape[0] * y.shape[2] * y.shape[3] == 1
-                    and type(norm) is nn.BatchNorm2d and norm.track_running_stats):
-                y = F.batch_norm(y, norm.running_mean, norm.running_var, norm.weight,
-                                 norm.bias, False, 0.0, norm.eps)
-            else:
-                y = norm(y)
-        return self.activate(y) if self.with_activation else y
-
-    def _as_matmul(self, x: torch.Tensor) -> bool:
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: int,
+                 conv_cfg: Optional[dict] = None,
+                 norm_cfg: Optional[dict] = dict(type='BN', requires_grad=True),
+                 act_cfg: Optional[dict] = dict(type='ReLU'),
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        self.conv = build_conv_layer(conv_cfg, in_channels, out_channels, kernel_size,
+                                     padding=0, bias=norm_cfg is None)
+        self.norm_name = None
+        if norm_cfg is not None:
+            self.norm_name, norm = build_norm_layer(norm_cfg, out_channels)
+            self.add_module(self.norm_name, norm)
+        self.activate = None
+        if act_cfg is not None:
+            act_cfg = dict(act_cfg)
+            if act_cfg['type'] in ('ReLU', 'LeakyReLU'):     # in place, as ConvModule
+                act_cfg.setdefault('inplace', True)
+            self.activate = build_activation_layer(act_cfg)
         conv = self.conv
-        out = x.shape[-1] - conv.kernel_size[-1] + 1
-        return (type(conv) is nn.Conv2d and out <= self.max_matmul_output
-                and x.shape[-2] == x.shape[-1] and conv.groups == 1
-                and conv.stride == (1, 1) and conv.dilation == (1, 1)
-                and conv.padding == (0, 0))
+        self.matmul = (type(conv) is nn.Conv2d and conv.groups == 1 and conv.stride == (1, 1)
+                       and conv.dilation == (1, 1))
+        self.init_weights()                      # at construction, as ConvModule does
+
+    @property
+    def norm(self) -> Optional[nn.Module]:
+        return getattr(self, self.norm_name) if self.norm_name else None
+
+    def init_weights(self) -> None:
+        if self.init_cfg:
+            return super().init_weights()
+        kaiming_init(self.conv, a=0, nonlinearity='relu')          # as ConvModule
+        if self.norm is not None:
+            constant_init(self.norm, 1, bias=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        side = x.shape[-1] - self.conv.kernel_size[-1] + 1
+        as_matmul = (self.matmul and side <= self.max_matmul_output
+                     and x.shape[-2] == x.shape[-1])
+        y = self._conv_as_matmul(x) if as_matmul else self.conv(x)
+        if self.norm is not None:
+            y = self._normalize(y)
+        return self.activate(y) if self.activate is not None else y
+
+    def _normalize(self, y: torch.Tensor) -> torch.Tensor:
+        norm = self.norm
+        one_value = y.shape[0] * y.shape[2] * y.shape[3] == 1
+        if (self.training and one_value and isinstance(norm, _BatchNorm)
+                and norm.track_running_stats and not _syncs_across_processes(norm)):
+            return F.batch_norm(y, norm.running_mean, norm.running_var, norm.weight, norm.bias,
+                                False, 0.0, norm.eps)
+        return norm(y)
 
     def _conv_as_matmul(self, x: torch.Tensor) -> torch.Tensor:
         """``(n, c, q, q) -> (n, c_out, p, p)`` by one matrix product of the neighbourhoods,
@@ -62,6 +101,17 @@ class Expert(ConvModule):
             cols = cols.reshape(n * p * p, c * k * k)
         y = F.linear(cols, conv.weight.flatten(1), conv.bias)         # (n * p * p, c_out)
         return y.view(n, p, p, conv.out_channels).permute(0, 3, 1, 2)
+
+
+
+def _syncs_across_processes(norm: nn.Module) -> bool:
+    """Whether a SyncBN in training gathers statistics from other processes (torch's own
+    test in ``SyncBatchNorm.forward``)."""
+    if not isinstance(norm, nn.SyncBatchNorm) or not dist.is_available() \
+            or not dist.is_initialized():
+        return False
+    return dist.get_world_size(norm.process_group or dist.group.WORLD) > 1
+
 
 class ConvExperts(BaseModule):
     """``num_experts`` independent ``Conv(k x k) -> norm -> act`` modules.
@@ -87,8 +137,8 @@ class ConvExperts(BaseModule):
             raise ValueError(f'expert kernel_size must be odd and >= 1, got {kernel_size}')
         self.halo = kernel_size // 2
         self.experts = nn.ModuleList(
-            Expert(in_channels, out_channels, kernel_size, padding=0, conv_cfg=conv_cfg,
-                       norm_cfg=norm_cfg, act_cfg=act_cfg) for _ in range(num_experts))
+            Expert(in_channels, out_channels, kernel_size, conv_cfg=conv_cfg,
+                   norm_cfg=norm_cfg, act_cfg=act_cfg) for _ in range(num_experts))
 
     def __len__(self) -> int:
         return len(self.experts)

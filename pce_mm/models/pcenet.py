@@ -526,6 +526,6 @@ class PCENet(BaseModule):
         if mode and self.switched and self.switch_cfg['expert_norm'] == 'running':
             for block in self.blocks():
                 for expert in block.experts:
-                    if expert.with_norm:
+                    if expert.norm is not None:
                         expert.norm.eval()
         return self
