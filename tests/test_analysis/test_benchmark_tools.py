@@ -1,6 +1,7 @@
 """The benchmark and step-time tools run and report what they promise (their numbers are
 not asserted: speed lives in docs/performance.md)."""
 import json
+import math
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ def test_benchmark_writes_the_promised_fields(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(out.read_text())
     for key in ('sparse_vs_dense_speedup', 'time_ratio_E32_vs_E4'):
-        assert result[key] > 0
+        assert math.isfinite(result[key]) and result[key] > 0
     for key in ('pce_vs_resnet_throughput', 'pce_vs_resnet_peak_memory'):
         assert set(result[key]) == {'tiny', 'r18', 'r50'}
     for arch in ('tiny', 'r18', 'r50'):
@@ -24,6 +25,24 @@ def test_benchmark_writes_the_promised_fields(tmp_path):
         assert row['pce_active_params_m'] < row['pce_params_m']
     assert set(result['dispatch']['scaling_in_E']) == {'2', '4', '8', '16', '32'}
     assert result['threads'] >= 1 and '| **dense / sparse** |' in run.stdout
+    assert len(result['context']['placements']) == 5
+    # Reporting is separate from measuring: the saved file gives the same tables.
+    again = subprocess.run(
+        [sys.executable, 'tools/analysis/benchmark.py', '--report', str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.strip() == run.stdout.strip()
+
+
+def test_benchmark_reports_the_saved_readme_figures_without_measuring():
+    run = subprocess.run(
+        [sys.executable, 'tools/analysis/benchmark.py', '--report', 'docs/benchmark_cpu.json'],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    # the README's results table: tiny 28.4 vs 55.7 images/s, memory 1212 / 271 MiB
+    assert '| tiny vs ResNet_CIFAR18 | 32 | 32 | 0.55 / 0.56 (0.982) | 28.4 / 55.7 (0.51) | ' \
+        '1212 / 271 (4.47) |' in run.stdout
+    assert '| **dense / sparse** | **2.61x** |' in run.stdout
 
 
 def test_step_time_trains_a_config_on_generated_official_files():

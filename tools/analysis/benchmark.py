@@ -1,6 +1,7 @@
 """PCE's cost, side by side with ResNet, in one run.
 
     python tools/analysis/benchmark.py [--device cpu|cuda] [--json OUT] [--quick]
+    python tools/analysis/benchmark.py --report OUT.json      # the tables of a saved run
 
 Sections (a table each on stdout, everything in OUT):
 1. PCENet vs ResNet at matched active FLOPs, per preset: train-step throughput
@@ -10,20 +11,19 @@ Sections (a table each on stdout, everything in OUT):
 4. FLOPs and parameters, active and total, counted by mmengine's FlopAnalyzer.
 5. Where the deformable attention sits, at a detection-sized input.
 6. (cuda) mmcv's CUDA deformable-attention kernel vs its PyTorch path.
-Every time is the median of ``--repeats`` runs after ``--warmup`` runs.
+Every time is the median of ``--repeats`` runs after ``--warmup`` runs. The ``measure_*``
+functions only measure and return numbers; ``report`` turns a result (this run's or a saved
+JSON's) into the markdown tables.
 """
 import argparse
 import json
 import platform
 import statistics
 import time
-import warnings
 from typing import Callable, Dict, List
 
 import torch
 from torch import nn
-
-warnings.filterwarnings('ignore')
 
 # (PCENet preset, its ResNet twin, input side, batch); --quick shrinks sides and batches.
 PAIRS = [('tiny', dict(type='ResNet_CIFAR', depth=18), 32, 32),
@@ -116,9 +116,9 @@ def flops_and_params(model: nn.Module, side: int, device: str) -> Dict[str, floa
                 params_m=sum(p.numel() for p in model.parameters()) / 1e6)
 
 
-def section_pce_vs_resnet(args) -> Dict:
+def measure_pce_vs_resnet(args) -> Dict:
     from pce_mm.models import PCENet
-    rows, out = [], {}
+    out = {}
     for arch, resnet, side, batch in PAIRS:
         if args.quick:
             side, batch = min(side, 64), 2
@@ -146,20 +146,25 @@ def section_pce_vs_resnet(args) -> Dict:
             resnet_params_m=ref['params_m'], pce=pce_run, resnet_step=ref_run,
             throughput_ratio=pce_run['images_per_s'] / ref_run['images_per_s'],
             peak_memory_ratio=pce_run['memory_mib'] / ref_run['memory_mib'])
-        o = out[arch]
-        rows.append(f"| {arch} vs {o['resnet']} | {side} | {batch} | "
-                    f"{o['pce_active_gflops']:.2f} / {o['resnet_gflops']:.2f} "
-                    f"({o['flops_ratio']:.3f}) | "
-                    f"{pce_run['images_per_s']:.1f} / {ref_run['images_per_s']:.1f} "
-                    f"({o['throughput_ratio']:.2f}) | "
-                    f"{pce_run['memory_mib']:.0f} / {ref_run['memory_mib']:.0f} "
-                    f"({o['peak_memory_ratio']:.2f}) |")
-    print('\n## PCENet vs ResNet, train step (PCE / ResNet (ratio))\n')
-    memory = 'peak MiB' if args.device == 'cuda' else 'memory MiB (saved + 3x params)'
-    print(f'| pair | side | batch | active GFLOPs | images/s | {memory} |')
-    print('|---|---|---|---|---|---|')
-    print('\n'.join(rows))
     return out
+
+
+def report_pce_vs_resnet(out: Dict, device: str) -> List[str]:
+    memory = 'peak MiB' if device == 'cuda' else 'memory MiB (saved + 3x params)'
+    lines = ['## PCENet vs ResNet, train step (PCE / ResNet (ratio))', '',
+             f'| pair | side | batch | active GFLOPs | images/s | {memory} |',
+             '|---|---|---|---|---|---|']
+    for arch, o in out.items():
+        batch, side = o['input'][0], o['input'][-1]
+        pce, ref = o['pce'], o['resnet_step']
+        lines.append(f"| {arch} vs {o['resnet']} | {side} | {batch} | "
+                     f"{o['pce_active_gflops']:.2f} / {o['resnet_gflops']:.2f} "
+                     f"({o['flops_ratio']:.3f}) | "
+                     f"{pce['images_per_s']:.1f} / {ref['images_per_s']:.1f} "
+                     f"({o['throughput_ratio']:.2f}) | "
+                     f"{pce['memory_mib']:.0f} / {ref['memory_mib']:.0f} "
+                     f"({o['peak_memory_ratio']:.2f}) |")
+    return lines
 
 
 def make_block(num_experts: int, dispatch: str, device: str):
@@ -215,7 +220,7 @@ def median_time(fn: Callable, device: str, warmup: int, repeats: int) -> float:
     return interleaved_medians(dict(fn=fn), device, warmup, repeats)['fn']
 
 
-def section_dispatch(args) -> Dict:
+def measure_dispatch(args) -> Dict:
     batch = 2 if args.quick else BLOCK['batch']
     cases = [('dense', 8)] + [('sparse', e) for e in (2, 4, 8, 16, 32)]
     timed = {}
@@ -226,35 +231,38 @@ def section_dispatch(args) -> Dict:
               for d, e in cases}
     sparse, dense = result['sparse8'], result['dense8']
     scaling = {e: result[f'sparse{e}'] for e in (2, 4, 8, 16, 32)}
-    out = dict(block=dict(BLOCK, batch=batch, num_experts=8, top_k=2), sparse=sparse,
-               dense=dense,
-               sparse_vs_dense_speedup=dense['stage_s'] / sparse['stage_s'],
-               sparse_vs_dense_block_speedup=dense['block_s'] / sparse['block_s'],
-               scaling_in_E={str(e): v for e, v in scaling.items()},
-               time_ratio_E32_vs_E4=scaling[32]['stage_s'] / scaling[4]['stage_s'],
-               block_time_ratio_E32_vs_E4=scaling[32]['block_s'] / scaling[4]['block_s'])
-    shape = f"({batch}, {BLOCK['channels']}, {BLOCK['size']}, {BLOCK['size']})"
-    print(f'\n## One PCE block, input {shape}, experts at '
-          f"{BLOCK['expert_channels']} channels, patch {BLOCK['patch_size']}, k=2, "
-          'forward + backward (ms)\n')
-    print('| dispatch, E | expert stage (routing + dispatch) | whole block |')
-    print('|---|---|---|')
-    for name, t in (('dense, 8', dense), ('sparse, 8', sparse)):
-        print(f"| {name} | {t['stage_s'] * 1e3:.1f} | {t['block_s'] * 1e3:.1f} |")
-    print(f"| **dense / sparse** | **{out['sparse_vs_dense_speedup']:.2f}x** | "
-          f"{out['sparse_vs_dense_block_speedup']:.2f}x |")
-    for e, t in scaling.items():
-        print(f"| sparse, {e} | {t['stage_s'] * 1e3:.1f} | {t['block_s'] * 1e3:.1f} |")
-    print(f"| **E=32 / E=4** | **{out['time_ratio_E32_vs_E4']:.2f}** | "
-          f"{out['block_time_ratio_E32_vs_E4']:.2f} |")
-    return out
+    return dict(block=dict(BLOCK, batch=batch, num_experts=8, top_k=2), sparse=sparse,
+                dense=dense,
+                sparse_vs_dense_speedup=dense['stage_s'] / sparse['stage_s'],
+                sparse_vs_dense_block_speedup=dense['block_s'] / sparse['block_s'],
+                scaling_in_E={str(e): v for e, v in scaling.items()},
+                time_ratio_E32_vs_E4=scaling[32]['stage_s'] / scaling[4]['stage_s'],
+                block_time_ratio_E32_vs_E4=scaling[32]['block_s'] / scaling[4]['block_s'])
 
 
-def section_context(args) -> Dict:
+def report_dispatch(out: Dict) -> List[str]:
+    block = out['block']
+    shape = f"({block['batch']}, {block['channels']}, {block['size']}, {block['size']})"
+    lines = [f'## One PCE block, input {shape}, experts at {block["expert_channels"]} '
+             f'channels, patch {block["patch_size"]}, k=2, forward + backward (ms)', '',
+             '| dispatch, E | expert stage (routing + dispatch) | whole block |',
+             '|---|---|---|']
+    for name, t in (('dense, 8', out['dense']), ('sparse, 8', out['sparse'])):
+        lines.append(f"| {name} | {t['stage_s'] * 1e3:.1f} | {t['block_s'] * 1e3:.1f} |")
+    lines.append(f"| **dense / sparse** | **{out['sparse_vs_dense_speedup']:.2f}x** | "
+                 f"{out['sparse_vs_dense_block_speedup']:.2f}x |")
+    for e, t in out['scaling_in_E'].items():
+        lines.append(f"| sparse, {e} | {t['stage_s'] * 1e3:.1f} | {t['block_s'] * 1e3:.1f} |")
+    lines.append(f"| **E=32 / E=4** | **{out['time_ratio_E32_vs_E4']:.2f}** | "
+                 f"{out['block_time_ratio_E32_vs_E4']:.2f} |")
+    return lines
+
+
+def measure_context(args) -> Dict:
     from pce_mm.models import PCENet
     side = (128, 192) if args.quick else (512, 768)
     x = torch.randn(1, 3, *side, device=args.device)
-    out, rows = {}, []
+    out = dict(input=[1, 3, *side], placements={})
     for context, stages in (('none', None), ('stage', None), ('stage', (True, ) * 4),
                             ('block', None), ('block', (True, ) * 4)):
         model = PCENet('r50', context=context, stage_with_context=stages).to(args.device)
@@ -262,50 +270,104 @@ def section_context(args) -> Dict:
         with torch.no_grad():
             seconds = median_time(lambda: model(x), args.device, args.warmup, args.repeats)
         analyzer = flop_analyzer(model, x)
-        name = f"{context}, stages {'1-4' if stages else '2-4'}"
-        out[name] = dict(forward_s=seconds, gflops=analyzer.total() / 1e9)
-        rows.append(f'| `{context}` | {"1-4" if stages else "2-4 (preset)"} | '
-                    f'{seconds * 1e3:.0f} | {analyzer.total() / 1e9:.1f} |')
-    print(f'\n## Where the context sits: PCENet-r50 forward (eval), input (1, 3, {side[0]}, '
-          f'{side[1]})\n')
-    print('| context | stages | ms | GFLOPs |')
-    print('|---|---|---|---|')
-    print('\n'.join(rows))
+        out['placements'][f"{context}, stages {'1-4' if stages else '2-4'}"] = dict(
+            context=context, stages='1-4' if stages else '2-4 (preset)', forward_s=seconds,
+            gflops=analyzer.total() / 1e9)
     return out
 
 
-def section_cuda_kernel(args) -> Dict:
-    import mmcv.ops.multi_scale_deform_attn as msda
+def report_context(out: Dict) -> List[str]:
+    lines = [f"## Where the context sits: PCENet-r50 forward (eval), input "
+             f"{tuple(out['input'])}", '', '| context | stages | ms | GFLOPs |',
+             '|---|---|---|---|']
+    for v in out['placements'].values():
+        lines.append(f"| `{v['context']}` | {v['stages']} | {v['forward_s'] * 1e3:.0f} | "
+                     f"{v['gflops']:.1f} |")
+    return lines
 
-    from pce_mm.models import DeformableContext
+
+def measure_cuda_kernel(args) -> Dict:
+    """mmcv's CUDA kernel against its pure-PyTorch reference, called directly on the same
+    inputs (a single-level map, 8 heads, 4 points: the context's shape), forward + backward."""
+    from mmcv.ops.multi_scale_deform_attn import (MultiScaleDeformableAttnFunction,
+                                                  multi_scale_deformable_attn_pytorch)
     out = {}
+    heads, points = 8, 4
     for c, side in ((256, 64), (512, 32)):
-        context = DeformableContext(c).cuda().train()
-        x = torch.randn(2, c, side, side, device='cuda', requires_grad=True)
+        n = side * side
+        value = torch.randn(2, n, heads, c // heads, device='cuda', requires_grad=True)
+        shapes = torch.tensor([[side, side]], device='cuda')
+        start = torch.zeros(1, dtype=torch.long, device='cuda')
+        locations = torch.rand(2, n, heads, 1, points, 2, device='cuda', requires_grad=True)
+        weights = torch.rand(2, n, heads, 1, points, device='cuda').softmax(-1)
+        weights.requires_grad_()
 
-        def step():
-            context(x).sum().backward()
+        def kernel():
+            MultiScaleDeformableAttnFunction.apply(value, shapes, start, locations, weights,
+                                                   64).sum().backward()
 
-        kernel = median_time(step, 'cuda', args.warmup, args.repeats)
-        msda.IS_CUDA_AVAILABLE = False             # forces mmcv's grid_sample path
-        try:
-            pytorch = median_time(step, 'cuda', args.warmup, args.repeats)
-        finally:
-            msda.IS_CUDA_AVAILABLE = True
-        out[f'{c}x{side}x{side}'] = dict(cuda_kernel_s=kernel, pytorch_path_s=pytorch)
-    print(f'\n## mmcv deformable attention on {torch.cuda.get_device_name()}, '
-          'forward + backward (ms)\n')
-    print('| input | CUDA kernel | PyTorch path |')
-    print('|---|---|---|')
-    for k, v in out.items():
-        print(f"| (2, {k}) | {v['cuda_kernel_s'] * 1e3:.2f} | {v['pytorch_path_s'] * 1e3:.2f} |")
-    return out
+        def reference():
+            multi_scale_deformable_attn_pytorch(value, shapes, locations,
+                                                weights).sum().backward()
+
+        seconds = interleaved_medians(dict(kernel=kernel, reference=reference), 'cuda',
+                                      args.warmup, args.repeats)
+        out[f'{c}x{side}x{side}'] = dict(cuda_kernel_s=seconds['kernel'],
+                                         pytorch_path_s=seconds['reference'])
+    return dict(gpu=torch.cuda.get_device_name(), inputs=out)
+
+
+def report_cuda_kernel(out: Dict) -> List[str]:
+    lines = [f"## mmcv deformable attention on {out['gpu']}, forward + backward (ms)", '',
+             '| input | CUDA kernel | PyTorch path |', '|---|---|---|']
+    for k, v in out['inputs'].items():
+        lines.append(f"| (2, {k}) | {v['cuda_kernel_s'] * 1e3:.2f} | "
+                     f"{v['pytorch_path_s'] * 1e3:.2f} |")
+    return lines
+
+
+def report(result: Dict) -> str:
+    """The markdown tables of a result, measured now or loaded from ``--json``."""
+    lines = [f"# benchmark on {result['device']}, {result['threads']} threads, median of "
+             f"{result['repeats']} after {result['warmup']} warm-up"]
+    sections = (('pce_vs_resnet', lambda r: report_pce_vs_resnet(r, result['device_type'])),
+                ('dispatch', report_dispatch), ('context', report_context),
+                ('cuda_kernel', report_cuda_kernel))
+    for key, fn in sections:
+        if key in result:
+            lines += [''] + fn(result[key])
+    return '\n'.join(lines)
+
+
+def measure(args) -> Dict:
+    import pce_mm  # noqa: F401
+    result = dict(device=torch.cuda.get_device_name() if args.device == 'cuda'
+                  else platform.processor() or platform.machine(), device_type=args.device,
+                  threads=torch.get_num_threads(), torch=torch.__version__,
+                  warmup=args.warmup, repeats=args.repeats, quick=args.quick)
+    if 'pce_vs_resnet' in args.sections:
+        result['pce_vs_resnet'] = measure_pce_vs_resnet(args)
+        result['pce_vs_resnet_throughput'] = {
+            k: v['throughput_ratio'] for k, v in result['pce_vs_resnet'].items()}
+        result['pce_vs_resnet_peak_memory'] = {
+            k: v['peak_memory_ratio'] for k, v in result['pce_vs_resnet'].items()}
+    if 'dispatch' in args.sections:
+        result['dispatch'] = measure_dispatch(args)
+        result['sparse_vs_dense_speedup'] = result['dispatch']['sparse_vs_dense_speedup']
+        result['time_ratio_E32_vs_E4'] = result['dispatch']['time_ratio_E32_vs_E4']
+    if 'context' in args.sections:
+        result['context'] = measure_context(args)
+    if args.device == 'cuda':
+        result['cuda_kernel'] = measure_cuda_kernel(args)
+    return result
 
 
 def main(argv: List[str] = None) -> Dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     parser.add_argument('--json', help='write every figure to this file')
+    parser.add_argument('--report', metavar='JSON',
+                        help='print the tables of a saved run and measure nothing')
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--sections', nargs='+',
@@ -314,29 +376,15 @@ def main(argv: List[str] = None) -> Dict:
     parser.add_argument('--quick', action='store_true',
                         help='small inputs and one repeat: checks the tool, not the numbers')
     args = parser.parse_args(argv)
+    if args.report:
+        with open(args.report) as f:
+            result = json.load(f)
+        print(report(result))
+        return result
     if args.quick:
         args.warmup, args.repeats = 1, 1
-    import pce_mm  # noqa: F401
-    result = dict(device=torch.cuda.get_device_name() if args.device == 'cuda'
-                  else platform.processor() or platform.machine(),
-                  threads=torch.get_num_threads(), torch=torch.__version__,
-                  warmup=args.warmup, repeats=args.repeats, quick=args.quick)
-    print(f"# benchmark on {result['device']}, {result['threads']} threads, median of "
-          f'{args.repeats} after {args.warmup} warm-up')
-    if 'pce_vs_resnet' in args.sections:
-        result['pce_vs_resnet'] = section_pce_vs_resnet(args)
-        result['pce_vs_resnet_throughput'] = {
-            k: v['throughput_ratio'] for k, v in result['pce_vs_resnet'].items()}
-        result['pce_vs_resnet_peak_memory'] = {
-            k: v['peak_memory_ratio'] for k, v in result['pce_vs_resnet'].items()}
-    if 'dispatch' in args.sections:
-        result['dispatch'] = section_dispatch(args)
-        result['sparse_vs_dense_speedup'] = result['dispatch']['sparse_vs_dense_speedup']
-        result['time_ratio_E32_vs_E4'] = result['dispatch']['time_ratio_E32_vs_E4']
-    if 'context' in args.sections:
-        result['context'] = section_context(args)
-    if args.device == 'cuda':
-        result['cuda_kernel'] = section_cuda_kernel(args)
+    result = measure(args)
+    print(report(result))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(result, f, indent=1)
