@@ -11,6 +11,26 @@ from pce_mm.utils import adapt_to_cpu, merge_cli_options
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 _runs = itertools.count()
 
+# PCENet-tiny's layout (CIFAR stem, patches 8-4-2-1, every stage routed, stages 2-4 with
+# deformable attention) at a quarter of its widths and one block a stage: what the MNIST
+# end-to-end tests train, for a fraction of the full preset's time.
+NARROW_ARCH = dict(stem='cifar', stem_channels=16, channels=(16, 32, 64, 128),
+                   expert_channels=(16, 24, 48, 96), depths=(1, 1, 1, 1), strides=(1, 2, 2, 2),
+                   patch_sizes=(8, 4, 2, 1), stage_with_context=(False, True, True, True))
+NARROW_OPTIONS = {'model.backbone.arch': dict(_delete_=True, **NARROW_ARCH),
+                  'model.head.in_channels': NARROW_ARCH['channels'][-1]}
+
+
+def narrow_pce_mnist(path: str, text: str = '', **backbone) -> str:
+    """Writes a config at ``path``: configs/pce_mnist.py with :data:`NARROW_ARCH` and the
+    ``backbone`` settings, then ``text`` (without a ``model = ...`` of its own)."""
+    settings = dict(arch=dict(_delete_=True, **NARROW_ARCH), **backbone)
+    with open(path, 'w') as f:
+        f.write(f"_base_ = '{REPO}/configs/pce_mnist.py'\n"
+                f"model = dict(backbone={settings!r}, "
+                f"head=dict(in_channels={NARROW_ARCH['channels'][-1]}))\n{text}")
+    return path
+
 
 def load_config(name: str, options: Optional[dict] = None) -> Config:
     cfg = Config.fromfile(osp.join(REPO, 'configs', f'{name}.py'))

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import torch
-from helpers import REPO
+from helpers import REPO, narrow_pce_mnist
 
 from pce_mm.datasets.synthetic import write_mnist
 
@@ -38,11 +38,10 @@ def free_port() -> int:
 def test_two_gloo_processes_train_both_phases_and_stay_in_sync(tmp_path):
     write_mnist(str(tmp_path / 'mnist'), num_train=8, num_test=4)
     (tmp_path / 'rank_dump.py').write_text(RANK_DUMP_HOOK)
-    config = tmp_path / 'pce_mnist_dump.py'
-    config.write_text(f"_base_ = '{REPO}/configs/pce_mnist.py'\n"
-                      "custom_imports = dict(imports=['pce_mm', 'rank_dump'])\n"
-                      "custom_hooks = [dict(type='RouterLossScaleHook'), "
-                      "dict(type='DumpRankParameters')]\n")
+    config = narrow_pce_mnist(str(tmp_path / 'pce_mnist_dump.py'),
+                              "custom_imports = dict(imports=['pce_mm', 'rank_dump'])\n"
+                              "custom_hooks = [dict(type='RouterLossScaleHook'), "
+                              "dict(type='DumpRankParameters')]\n")
     work = str(tmp_path / 'work')
     options = [
         f'data_root={tmp_path}/mnist', 'train_dataloader.batch_size=2',

@@ -1,15 +1,14 @@
 """Training pce_mnist.py under mixed precision (bf16 autocast on a CPU, through
 tools/train.py --amp), over both phases, with the router z-loss on: every loss finite.
 
-A narrow, one-block-a-stage PCENet (every stage routed, stages 2-4 with deformable
-attention, as in 'tiny'): bf16 is emulated on CPUs without AVX-512, where the full 'tiny'
-took 2.7 s a step at batch 4 (546 s for the earlier 200 iterations)."""
+On the narrow PCENet of tests/helpers.py: bf16 is emulated on CPUs without AVX-512, where
+the full 'tiny' took 2.7 s a step at batch 4 (546 s for the earlier 200 iterations)."""
 import math
 import re
 import subprocess
 import sys
 
-from helpers import REPO
+from helpers import REPO, narrow_pce_mnist
 
 from pce_mm.datasets.synthetic import write_mnist
 
@@ -19,16 +18,7 @@ WARMUP = 20
 
 def test_bf16_training_over_both_phases_stays_finite(tmp_path):
     write_mnist(str(tmp_path / 'mnist'), num_train=64, num_test=4)
-    config = tmp_path / 'pce_mnist_amp.py'
-    config.write_text(f'''
-_base_ = '{REPO}/configs/pce_mnist.py'
-model = dict(
-    backbone=dict(
-        warmup_iters={WARMUP}, router_loss_weights=dict(z=1e-3),
-        arch=dict(_delete_=True, stem='cifar', stem_channels=16, channels=(16, 32, 64, 128),
-                  expert_channels=(16, 24, 48, 96), depths=(1, 1, 1, 1), strides=(1, 2, 2, 2),
-                  patch_sizes=(8, 4, 2, 1), stage_with_context=(False, True, True, True))),
-    head=dict(in_channels=128))
+    config = narrow_pce_mnist(str(tmp_path / 'pce_mnist_amp.py'), f'''
 train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
                         dataset=dict(data_root='{tmp_path}/mnist'))
 val_dataloader = dict(num_workers=0, persistent_workers=False,
@@ -40,8 +30,8 @@ param_scheduler = dict(_delete_=True, type='MultiStepLR', by_epoch=False,
                        milestones=[{ITERS - 10}])
 default_hooks = dict(logger=dict(interval=5), checkpoint=dict(by_epoch=False, interval=1000))
 log_processor = dict(by_epoch=False)
-''')
-    run = subprocess.run([sys.executable, 'tools/train.py', str(config), '--amp',
+''', warmup_iters=WARMUP, router_loss_weights=dict(z=1e-3))
+    run = subprocess.run([sys.executable, 'tools/train.py', config, '--amp',
                           '--work-dir', str(tmp_path / 'work')], cwd=REPO,
                          capture_output=True, text=True, timeout=900)
     log = run.stdout + run.stderr

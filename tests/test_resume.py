@@ -12,7 +12,7 @@ import time
 
 import pytest
 import torch
-from helpers import REPO
+from helpers import REPO, narrow_pce_mnist
 
 from pce_mm.datasets.synthetic import write_mnist
 
@@ -23,10 +23,7 @@ MAX_ITERS, WARMUP_ITERS = 16, 6
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp('resume')
     write_mnist(str(root / 'mnist'), num_train=16, num_test=4)
-    config = root / 'pce_mnist_iters.py'
-    config.write_text(f'''
-_base_ = '{REPO}/configs/pce_mnist.py'
-model = dict(backbone=dict(warmup_iters={WARMUP_ITERS}))
+    config = narrow_pce_mnist(str(root / 'pce_mnist_iters.py'), f'''
 train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
                         dataset=dict(data_root='{root}/mnist'),
                         sampler=dict(_delete_=True, type='InfiniteSampler', shuffle=True))
@@ -41,9 +38,9 @@ default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(by_epoch=False, interval=2, max_keep_ckpts=-1))
 log_processor = dict(by_epoch=False, window_size=1)
 randomness = dict(seed=0, deterministic=True)
-''')
+''', warmup_iters=WARMUP_ITERS)
     env = dict(os.environ, OMP_NUM_THREADS='1')
-    return str(config), env
+    return config, env
 
 
 def last_checkpoint_iter(work_dir: str) -> int:
