@@ -183,7 +183,6 @@ class PCENet(BaseModule):
         self.in_channels = in_channels
         self.num_experts = num_experts
         self.top_k = top_k
-        self.patch_sizes = patch_sizes
         self.out_indices = tuple(out_indices)
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
