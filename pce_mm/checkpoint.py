@@ -15,9 +15,9 @@ checkpoints need, besides tensors and containers, exactly these (found with
   ``getattr(getattr, '__self__')``, and store it where later code may call it; it is
   therefore replaced by :func:`history_buffer_method`, which returns only those methods.
 - numpy's ``ndarray``, ``dtype`` (and its per-type classes in ``numpy.dtypes``, on which the
-  pickle calls ``__setstate__``), ``_reconstruct`` and ``scalar``: arrays and scalars in ``meta`` and in the buffers; they
-  build numpy arrays, dtypes and scalars from bytes, and object arrays only from objects
-  the loader has already vetted.
+  pickle calls ``__setstate__``), ``_reconstruct`` and ``scalar``: arrays and scalars in
+  ``meta`` and in the buffers; they build numpy arrays, dtypes and scalars from bytes, and
+  object arrays only from objects the loader has already vetted.
 
 Anything else is refused with :class:`UnsafeCheckpointError`, naming the file and the
 global. Files you trust (your own, from before this check, holding other objects) load as

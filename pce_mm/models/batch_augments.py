@@ -4,8 +4,9 @@ samples).
 
 Data preprocessors call batch augments after normalisation, as ``aug(inputs, other)``,
 where ``other`` is mmdet's data samples or mmpretrain's label scores: both are returned
-unchanged (scores as floats, as mmpretrain's own batch augments return them). ``mean`` and ``std`` (those of the preprocessor) map pixels back to ``[0, 255]``
-so that black is black and a boosted channel clips at 255. Registered for mmdet
+unchanged (scores as floats, as mmpretrain's own batch augments return them). ``mean``
+and ``std`` (those of the preprocessor) map pixels back to ``[0, 255]`` so that black is
+black and a boosted channel clips at 255. Registered for mmdet
 (``DetDataPreprocessor(batch_augments=[...])``) and mmpretrain
 (``ClsDataPreprocessor(batch_augments=dict(augments=[...]))``). mmseg 1.2.2's
 ``SegDataPreProcessor`` calls its ``batch_augments`` argument without building it from the

@@ -23,8 +23,8 @@ class DeformableContext(BaseModule):
     point is its own centre; the query carries a learnt projection of the centre's Fourier
     features. The branch ends in ``norm_cfg`` (BatchNorm by default) as a ResNet branch
     ends in BN: that makes its projections scale-invariant, which keeps them stable under
-    the SGD learning rates of mm's CNN schedules (docs/model.md, "Context"). mmcv runs its CUDA kernel on GPU tensors and its
-    pure-PyTorch ``grid_sample`` path on CPU.
+    the SGD learning rates of mm's CNN schedules (docs/model.md, "Context"). mmcv runs its
+    CUDA kernel on GPU tensors and its pure-PyTorch ``grid_sample`` path on CPU.
 
     Args:
         embed_dims: channels of the map.
