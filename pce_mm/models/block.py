@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
+from torch.utils.checkpoint import checkpoint
 
 from .context import DeformableContext
 from .dispatch import DISPATCHERS, PatchGrid
@@ -45,6 +46,12 @@ class PCEBlock(BaseModule):
         with_context: end with :class:`DeformableContext`.
         router_cfg: extra arguments of :class:`PatchRouter`.
         context_cfg: extra arguments of :class:`DeformableContext`.
+        with_cp: in training, recompute the block's experts, combine and context in the
+            backward pass instead of keeping their activations (the expert tiles above
+            all): memory for time, as mm's ``with_cp``. The reduce and the router run
+            once (the router's loss-free balancing step and the routing kept for the losses
+            must happen once a step); BatchNorm statistics are updated twice, as with any
+            checkpointed BatchNorm.
     """
 
     def __init__(self,
@@ -64,6 +71,7 @@ class PCEBlock(BaseModule):
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
                  expert_norm_cfg: Optional[dict] = None,
+                 with_cp: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         if patch_size < 1:
@@ -84,6 +92,7 @@ class PCEBlock(BaseModule):
         # Whether router logits, expert outputs and context output were finite (no sync).
         self.finite: Optional[torch.Tensor] = None
         self.residual = residual
+        self.with_cp = with_cp
         self.reduce = ConvModule(channels, expert_channels, 1, conv_cfg=conv_cfg,
                                  norm_cfg=norm_cfg)
         self.router = PatchRouter(expert_channels, num_experts, top_k, **(router_cfg or {}))
@@ -156,21 +165,34 @@ class PCEBlock(BaseModule):
         h = self.reduce(x)                                          # (b, ce, h, w)
         grid = PatchGrid(h.shape[2], h.shape[3], self.patch_size)
         self.last_grid = grid
-        halo = self.experts.halo
+        routing = None if warmup else self.route(h, grid)
+        self.last_routing = routing
+        indices, weights = (None, None) if warmup else (routing.indices, routing.weights)
+        if self.with_cp and self.training and torch.is_grad_enabled():
+            y, finite = checkpoint(self._experts_to_output, x, h, grid, indices, weights,
+                                   warmup, ramp, use_reentrant=False)
+        else:
+            y, finite = self._experts_to_output(x, h, grid, indices, weights, warmup, ramp)
+        routed_ok = finite.new_ones(()) if warmup else torch.isfinite(routing.logits).all()
+        self.finite = torch.cat([routed_ok.view(1), finite])
+        return y
+
+    def _experts_to_output(self, x: torch.Tensor, h: torch.Tensor, grid: PatchGrid,
+                           indices: Optional[torch.Tensor], weights: Optional[torch.Tensor],
+                           warmup: bool, ramp: float) -> tuple:
+        """Experts (routed, or phase 1's), combine, residual, context: the part that
+        ``with_cp`` recomputes. Returns the output and whether the expert output (and the
+        context's) were finite."""
         if warmup or ramp < 1:
             y_warm = self.warmup_experts_output(h, grid)
         if warmup:
-            y, routing = y_warm, None
+            y = y_warm
         else:
-            routing = self.route(h, grid)
-            y = DISPATCHERS[self.dispatch](h, grid, self.experts, routing.indices,
-                                           routing.weights, halo)
+            y = DISPATCHERS[self.dispatch](h, grid, self.experts, indices, weights,
+                                           self.experts.halo)
             if ramp < 1:
                 y = ramp * y + (1 - ramp) * y_warm
-        self.last_routing = routing
-        ok = y.new_ones((), dtype=torch.bool)
-        checks = [ok if routing is None else torch.isfinite(routing.logits).all(),
-                  torch.isfinite(y).all()]
+        checks = [torch.isfinite(y).all()]
         y = self.combine(y)                                         # (b, c, h, w)
         if self.residual:
             y = y + x
@@ -178,5 +200,4 @@ class PCEBlock(BaseModule):
         if self.context is not None and not warmup:
             y = self.context(y)
             checks.append(torch.isfinite(y).all())
-        self.finite = torch.stack(checks)
-        return y
+        return y, torch.stack(checks)

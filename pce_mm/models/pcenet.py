@@ -92,6 +92,8 @@ class PCENet(BaseModule):
             context) at zero, so each block begins as the identity (as mmdet's ResNet does);
             deep stacks trained from scratch need it.
             Applied by ``init_weights`` unless ``init_cfg`` loads a checkpoint.
+        with_cp: recompute each block's experts, combine and context in the backward pass
+            (mm's ``with_cp``: memory for time; see :class:`PCEBlock`).
     """
     # Experts work at 3/4 of ResNet's bottleneck width (ResNet-18: 3/4 of its stage width),
     # so k=2 of them cost about one 3x3 convolution; ResNet's depths are kept where that
@@ -141,6 +143,7 @@ class PCENet(BaseModule):
                  expert_norm_cfg: Optional[dict] = None,
                  norm_eval: bool = False,
                  zero_init_residual: bool = True,
+                 with_cp: bool = False,
                  init_cfg: Optional[Union[dict, list]] = None):
         if init_cfg is None:
             init_cfg = [dict(type='Kaiming', layer='Conv2d'),
@@ -205,7 +208,7 @@ class PCENet(BaseModule):
                     residual=residual,
                     with_context=with_context and (context == 'block' or j == depth - 1),
                     router_cfg=router_cfg, context_cfg=context_cfg, conv_cfg=conv_cfg,
-                    norm_cfg=norm_cfg, expert_norm_cfg=expert_norm_cfg))
+                    norm_cfg=norm_cfg, expert_norm_cfg=expert_norm_cfg, with_cp=with_cp))
             layer_name = f'layer{i + 1}'
             self.add_module(layer_name, nn.Sequential(*[b for b in blocks if b is not None]))
             self.res_layers.append(layer_name)

@@ -1,4 +1,5 @@
-"""PCE block: any input size, gradients to every part, the CPU deformable-attention path."""
+"""PCE block: any input size, gradients to every part, the CPU deformable-attention path,
+with_cp."""
 import pytest
 import torch
 from mmcv.ops import multi_scale_deform_attn as msda
@@ -76,3 +77,49 @@ def test_block_rejects_bad_settings():
         PCEBlock(24, 8, with_context=True, context_cfg=dict(num_heads=16))
     with pytest.raises(ValueError, match='value_proj_ratio'):
         PCEBlock(16, 8, with_context=True, context_cfg=dict(num_heads=8))
+
+
+@pytest.mark.parametrize('warmup', [True, False])
+def test_with_cp_gives_the_same_output_and_gradients(warmup):
+    torch.manual_seed(0)
+    block = PCEBlock(32, 12, num_experts=4, top_k=2, patch_size=2, with_context=True,
+                     warmup_experts='tied').train()
+    x = torch.randn(2, 32, 9, 10, requires_grad=True)
+    results = []
+    for with_cp in (False, True):
+        block.with_cp = with_cp
+        block.zero_grad()
+        x.grad = None
+        out = block(x, warmup=warmup)
+        loss = out.square().sum()
+        if not warmup:                 # the router's gradient, through the kept routing
+            loss = loss + block.last_routing.probs.square().sum()
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in block.named_parameters() if p.grad is not None}
+        results.append((out.detach(), x.grad.clone(), grads, block.finite.clone()))
+    (out, gx, grads, finite), (out_cp, gx_cp, grads_cp, finite_cp) = results
+    torch.testing.assert_close(out_cp, out)
+    torch.testing.assert_close(gx_cp, gx)
+    assert grads.keys() == grads_cp.keys() and any('router' in n for n in grads) != warmup
+    for name in grads:
+        torch.testing.assert_close(grads_cp[name], grads[name], msg=name)
+    assert torch.equal(finite_cp, finite)
+
+
+def test_with_cp_keeps_fewer_activations_for_backward():
+    torch.manual_seed(0)
+    block = PCEBlock(32, 24, num_experts=4, top_k=2, patch_size=2, with_context=True).train()
+    x = torch.randn(2, 32, 16, 16, requires_grad=True)
+    kept = {}
+    for with_cp in (False, True):
+        block.with_cp = with_cp
+        saved = {}
+
+        def pack(tensor):
+            saved[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            block(x).sum().backward()
+        kept[with_cp] = sum(saved.values())
+    assert kept[True] < 0.5 * kept[False]

@@ -105,3 +105,17 @@ def test_preset_active_flops_within_10_percent_of_resnet(arch, resnet, size):
     # routers and attention actually compute.
     ratio = _flops(PCENet(arch=arch, num_experts=8, top_k=2), size) / _flops(resnet(), size)
     assert 0.9 <= ratio <= 1.1, ratio
+
+
+def test_with_cp_reaches_every_block_and_trains_both_phases():
+    from helpers import NARROW_ARCH
+    torch.manual_seed(0)
+    model = PCENet(NARROW_ARCH, num_experts=4, top_k=2, with_cp=True).train()
+    assert all(block.with_cp for block in model.blocks())
+    x = torch.randn(2, 3, 32, 32)
+    for phase in (1, 2):
+        model.set_phase(phase)
+        model.zero_grad()
+        sum(o.mean() for o in model(x)).backward()
+        assert all(p.grad is not None for p in model.blocks()[-1].experts.parameters())
+    assert model.switched

@@ -134,7 +134,10 @@ def measure_pce_vs_resnet(args) -> Dict:
         seconds = interleaved_medians(dict(pce=pce_step[0], resnet=ref_step[0]), args.device,
                                       args.warmup, args.repeats)
         pce_run = dict(step_s=seconds['pce'], images_per_s=batch / seconds['pce'],
-                       memory_mib=step_memory(*pce_step, args.device))
+                       memory_mib=step_memory(*pce_step, args.device),
+                       memory_mib_with_cp=step_memory(
+                           *train_step(dict(pce_spec, with_cp=True), side, batch, args.device),
+                           args.device))
         ref_run = dict(step_s=seconds['resnet'], images_per_s=batch / seconds['resnet'],
                        memory_mib=step_memory(*ref_step, args.device))
         out[arch] = dict(
@@ -145,15 +148,16 @@ def measure_pce_vs_resnet(args) -> Dict:
             pce_params_m=params['total'] / 1e6, pce_active_params_m=params['active'] / 1e6,
             resnet_params_m=ref['params_m'], pce=pce_run, resnet_step=ref_run,
             throughput_ratio=pce_run['images_per_s'] / ref_run['images_per_s'],
-            peak_memory_ratio=pce_run['memory_mib'] / ref_run['memory_mib'])
+            peak_memory_ratio=pce_run['memory_mib'] / ref_run['memory_mib'],
+            peak_memory_ratio_with_cp=pce_run['memory_mib_with_cp'] / ref_run['memory_mib'])
     return out
 
 
 def report_pce_vs_resnet(out: Dict, device: str) -> List[str]:
     memory = 'peak MiB' if device == 'cuda' else 'memory MiB (saved + 3x params)'
     lines = ['## PCENet vs ResNet, train step (PCE / ResNet (ratio))', '',
-             f'| pair | side | batch | active GFLOPs | images/s | {memory} |',
-             '|---|---|---|---|---|---|']
+             f'| pair | side | batch | active GFLOPs | images/s | {memory} | PCE with_cp |',
+             '|---|---|---|---|---|---|---|']
     for arch, o in out.items():
         batch, side = o['input'][0], o['input'][-1]
         pce, ref = o['pce'], o['resnet_step']
@@ -163,7 +167,9 @@ def report_pce_vs_resnet(out: Dict, device: str) -> List[str]:
                      f"{pce['images_per_s']:.1f} / {ref['images_per_s']:.1f} "
                      f"({o['throughput_ratio']:.2f}) | "
                      f"{pce['memory_mib']:.0f} / {ref['memory_mib']:.0f} "
-                     f"({o['peak_memory_ratio']:.2f}) |")
+                     f"({o['peak_memory_ratio']:.2f}) | " + (
+                         f"{pce['memory_mib_with_cp']:.0f} ({o['peak_memory_ratio_with_cp']:.2f})"
+                         if 'memory_mib_with_cp' in pce else 'not measured') + ' |')
     return lines
 
 
