@@ -76,35 +76,48 @@ def test_mmdet_own_voc_config_takes_pcenet_as_a_drop_in(voc_root, tmp_path):
     assert 'pascal_voc/mAP' in metrics
 
 
+@pytest.fixture(scope='module')
+def trained(voc_root, tmp_path_factory):
+    """``trained(name)``: the work dir of one epoch of ``configs/{name}.py`` through
+    tools/train.py, trained once for the tests of this module that need it."""
+    work_dirs = {}
+
+    def train(name: str) -> str:
+        if name not in work_dirs:
+            work = str(tmp_path_factory.mktemp(name))
+            run = subprocess.run(
+                [sys.executable, 'tools/train.py', f'configs/{name}.py']
+                + cli(tiny_options(voc_root, work)), cwd=REPO, capture_output=True, text=True)
+            assert run.returncode == 0, run.stderr[-3000:]
+            assert 'loss_rpn_cls' in run.stdout + run.stderr
+            work_dirs[name] = work
+        return work_dirs[name]
+
+    return train
+
+
 @pytest.mark.parametrize('name', ['pce_frcnn_voc', 'resnet_frcnn_voc'])
-def test_train_then_test_tools_report_voc_map(name, voc_root, tmp_path):
-    work = str(tmp_path / name)
-    options = tiny_options(voc_root, work)
-    train = subprocess.run(
-        [sys.executable, 'tools/train.py', f'configs/{name}.py'] + cli(options),
-        cwd=REPO, capture_output=True, text=True)
-    assert train.returncode == 0, train.stderr[-3000:]
-    assert 'loss_rpn_cls' in train.stdout + train.stderr
+def test_train_then_test_tools_report_voc_map(name, voc_root, trained, tmp_path):
+    work = trained(name)
     ckpt = osp.join(work, 'epoch_1.pth')
     assert osp.exists(ckpt)
     out = str(tmp_path / 'results.pkl')
     test = subprocess.run(
         [sys.executable, 'tools/test.py', f'configs/{name}.py', ckpt, '--out', out]
-        + cli(options), cwd=REPO, capture_output=True, text=True)
+        + cli(tiny_options(voc_root, str(tmp_path))), cwd=REPO, capture_output=True,
+        text=True)
     assert test.returncode == 0, test.stderr[-3000:]
     assert '| mAP' in test.stdout + test.stderr and 'pascal_voc/mAP' in test.stdout + test.stderr
     assert osp.exists(out)
 
 
-def test_resume_continues_from_the_saved_epoch(voc_root, tmp_path):
-    work = str(tmp_path / 'resume')
-    options = tiny_options(voc_root, work)
-    for epochs, extra in ((1, []), (2, ['--resume'])):
-        options['train_cfg.max_epochs'] = epochs
-        run = subprocess.run(
-            [sys.executable, 'tools/train.py', 'configs/pce_frcnn_voc.py'] + extra
-            + cli(options), cwd=REPO, capture_output=True, text=True)
-        assert run.returncode == 0, run.stderr[-3000:]
+def test_resume_continues_from_the_saved_epoch(voc_root, trained):
+    work = trained('pce_frcnn_voc')                  # epoch 1 done (tools/train.py)
+    options = dict(tiny_options(voc_root, work), **{'train_cfg.max_epochs': 2})
+    run = subprocess.run(
+        [sys.executable, 'tools/train.py', 'configs/pce_frcnn_voc.py', '--resume']
+        + cli(options), cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
     log = run.stdout + run.stderr
     assert 'resumed epoch: 1' in log
     assert 'Epoch(train) [1]' not in log and osp.exists(osp.join(work, 'epoch_2.pth'))
