@@ -1,6 +1,7 @@
 """What the seed's two augmentations share, in both their forms: the per-image transforms
-(:mod:`pce_mm.datasets.transforms`) and the batch augments (:mod:`pce_mm.models.batch_augments`).
-A module of its own, so that ``models/`` does not import ``datasets/``.
+(:mod:`pce_mm.datasets.transforms`) and the batch augments
+(:mod:`pce_mm.models.batch_augments`). A module of its own, so that ``models/`` does not
+import ``datasets/``.
 """
 from typing import Sequence, Tuple
 
