@@ -6,6 +6,9 @@ STAMP := $(VENV)/.setup-done
 
 .PHONY: setup test demo clean
 
+# pytest-xdist workers for `make test`: one per core, at most 4 (each may hold a Faster R-CNN).
+TEST_WORKERS ?= $(shell n=$$(nproc); echo $$(( n < 4 ? n : 4 )))
+
 # The demo: Faster R-CNN with PCENet (DEMO_MODEL=resnet: its ResNet-50 twin) on a small VOC
 # dataset made from scikit-image's photographs. The real config, with data_root, image size
 # and schedule overridden (3 epochs of 64 iterations, evaluated once by tools/test.py;
@@ -38,7 +41,7 @@ $(STAMP): tools/setup_env.sh setup.py requirements.txt $(wildcard requirements/*
 	touch $@
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest tests
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests
 
 demo: $(STAMP)
 	$(VENV)/bin/python tools/misc/make_demo_voc.py $(DEMO_DATA) --train 128 --test 40

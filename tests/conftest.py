@@ -1,7 +1,20 @@
+import os
+
 import pytest
 import torch
 
 import pce_mm  # noqa: F401  (compat fixes and registration, as in real use)
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (`make test` runs a worker per core), each worker and the tools
+    it starts get their share of the cores: OpenMP threads beyond the cores spin and slow
+    every worker down."""
+    workers = os.environ.get('PYTEST_XDIST_WORKER_COUNT')
+    if workers:
+        threads = str(max(1, len(os.sched_getaffinity(0)) // int(workers)))
+        torch.set_num_threads(int(threads))
+        os.environ['OMP_NUM_THREADS'] = threads
 
 
 @pytest.fixture(autouse=True)

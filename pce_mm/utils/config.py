@@ -9,17 +9,21 @@ __all__ = ['merge_cli_options', 'adapt_to_cpu', 'enable_visualization', 'enable_
            'add_router_loss_scale_hook']
 
 
-def _replace(node: Any, key: str, old: Any, new: Any) -> None:
-    """Sets ``key`` to ``new`` wherever it equals ``old``, in nested dicts and lists."""
+def _replace(node: Any, key: str, old: Any, new: Any) -> int:
+    """Sets ``key`` to ``new`` wherever it equals ``old``, in nested dicts and lists;
+    returns how many it set."""
+    count = 0
     if isinstance(node, dict):
         for k, v in node.items():
             if k == key and v == old:
                 node[k] = new
+                count += 1
             else:
-                _replace(v, key, old, new)
+                count += _replace(v, key, old, new)
     elif isinstance(node, (list, tuple)):
         for v in node:
-            _replace(v, key, old, new)
+            count += _replace(v, key, old, new)
+    return count
 
 
 def merge_cli_options(cfg: Config, options: Optional[dict]) -> Config:
@@ -50,8 +54,9 @@ def adapt_to_cpu(cfg: Config) -> Config:
     if torch.cuda.is_available():
         return cfg
     torch.set_flush_denormal(True)
-    if 'SyncBN' in cfg.pretty_text:
-        _replace(cfg._cfg_dict, 'type', 'SyncBN', 'BN')
+    # A walk of the dict, not a search of ``cfg.pretty_text``: formatting a detector's
+    # config takes seconds.
+    if _replace(cfg._cfg_dict, 'type', 'SyncBN', 'BN'):
         print_log('No CUDA: SyncBN layers of the config run as BN', logger='current')
     if cfg.get('launcher', 'none') != 'none':
         cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'

@@ -1,30 +1,18 @@
 """The benchmark and step-time tools run and report what they promise (their numbers are
 not asserted: speed lives in docs/performance.md)."""
-import importlib.util
 import json
 import math
 import os.path as osp
 import subprocess
 import sys
 
-from helpers import REPO
+from helpers import REPO, load_tool
 
 
-def benchmark_module():
-    """tools/analysis/benchmark.py as a module: its report needs no new process."""
-    spec = importlib.util.spec_from_file_location(
-        'benchmark_tool', osp.join(REPO, 'tools/analysis/benchmark.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_benchmark_writes_the_promised_fields(tmp_path):
+def test_benchmark_writes_the_promised_fields(tmp_path, capsys):
     out = tmp_path / 'bench.json'
-    run = subprocess.run(
-        [sys.executable, 'tools/analysis/benchmark.py', '--quick', '--json', str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=900)
-    assert run.returncode == 0, run.stderr[-3000:]
+    load_tool('tools/analysis/benchmark.py').main(['--quick', '--json', str(out)])
+    printed = capsys.readouterr().out
     result = json.loads(out.read_text())
     for key in ('sparse_vs_dense_speedup', 'time_ratio_E32_vs_E4'):
         assert math.isfinite(result[key]) and result[key] > 0
@@ -35,14 +23,15 @@ def test_benchmark_writes_the_promised_fields(tmp_path):
         assert row['pce_active_gflops'] < row['pce_total_gflops']
         assert row['pce_active_params_m'] < row['pce_params_m']
     assert set(result['dispatch']['scaling_in_E']) == {'2', '4', '8', '16', '32'}
-    assert result['threads'] >= 1 and '| **dense / sparse** |' in run.stdout
+    assert result['threads'] >= 1 and '| **dense / sparse** |' in printed
     assert len(result['context']['placements']) == 5
     # Reporting is separate from measuring: the saved file gives the same tables.
-    assert benchmark_module().report(result).strip() == run.stdout.strip()
+    assert load_tool('tools/analysis/benchmark.py').report(result).strip() == printed.strip()
 
 
 def test_benchmark_reports_the_saved_readme_figures_without_measuring(capsys):
-    benchmark_module().main(['--report', osp.join(REPO, 'docs/benchmark_cpu.json')])
+    load_tool('tools/analysis/benchmark.py').main(
+        ['--report', osp.join(REPO, 'docs/benchmark_cpu.json')])
     printed = capsys.readouterr().out
     # the README's results table: tiny 28.4 vs 55.7 images/s, memory 1212 / 271 MiB
     assert '| tiny vs ResNet_CIFAR18 | 32 | 32 | 0.55 / 0.56 (0.982) | 28.4 / 55.7 (0.51) | ' \

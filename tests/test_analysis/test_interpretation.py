@@ -3,15 +3,13 @@ trained for a few iterations (MNIST idx files) and on a Faster R-CNN whose route
 forced to known behaviour (VOC files)."""
 import json
 import os.path as osp
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from helpers import REPO, build_runner, load_config
+from helpers import REPO, build_runner, load_config, load_tool
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 from sklearn.metrics import normalized_mutual_info_score
@@ -21,11 +19,9 @@ from pce_mm.datasets.synthetic import write_mnist
 from pce_mm.datasets.voc_demo import write_image_set, write_voc_sample
 
 
-def run_tool(*args) -> subprocess.CompletedProcess:
-    run = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
-                         timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return run
+def run_tool(tool: str, config: str, *args: str) -> None:
+    """Runs a tool's ``main`` in this process, on a config of the repository."""
+    load_tool(tool).main([osp.join(REPO, config), *args])
 
 
 @pytest.fixture(scope='module')
@@ -62,12 +58,13 @@ def test_router_maps_draw_every_stage_and_position_only_ignores_content(
     assert np.array(positions[0]['stage1']).shape == (4, 4)     # 28 px, patches of 8
 
 
-def test_expert_usage_matrices_count_every_routed_patch_once(mnist_checkpoint, tmp_path):
+def test_expert_usage_matrices_count_every_routed_patch_once(mnist_checkpoint, tmp_path,
+                                                            capsys):
     data_root, checkpoint = mnist_checkpoint
-    run = run_tool('tools/analysis/expert_usage.py', 'configs/pce_mnist.py', checkpoint,
+    run_tool('tools/analysis/expert_usage.py', 'configs/pce_mnist.py', checkpoint,
                    '--out-dir', str(tmp_path), '--cfg-options', f'data_root={data_root}',
                    'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False')
-    assert 'NMI' in run.stdout
+    assert 'NMI' in capsys.readouterr().out
     usage = json.loads((tmp_path / 'usage.json').read_text())
     assert usage['rows'][-1] == 'none' and len(usage['rows']) == 11
     for stage in (1, 2, 3, 4):

@@ -5,7 +5,9 @@
 
 Sections (a table each on stdout, everything in OUT):
 1. PCENet vs ResNet at matched active FLOPs, per preset: train-step throughput
-   (forward + backward + SGD step, images/s) and the memory the step needs.
+   (forward + backward + SGD step, images/s) in phase 2 and phase 1, the memory the step
+   needs (also with ``with_cp``), and the host reads of tensor values a step makes (each a
+   synchronisation on a GPU; :class:`pce_mm.analysis.HostReads`).
 2. Sparse vs dense dispatch of one PCE block at E=8, k=2 (forward + backward).
 3. Time of that block as E grows at k=2.
 4. FLOPs and parameters, active and total, counted by mmengine's FlopAnalyzer.
@@ -65,11 +67,14 @@ def training_memory_mib(model: nn.Module, x: torch.Tensor) -> float:
     return (sum(saved.values()) + 3 * param_bytes) / 2**20
 
 
-def train_step(spec: dict, side: int, batch: int, device: str) -> tuple:
-    """``(step, model, x)``: one training step of a backbone (forward, backward, SGD)."""
+def train_step(spec: dict, side: int, batch: int, device: str, phase: int = None) -> tuple:
+    """``(step, model, x)``: one training step of a backbone (forward, backward, SGD); a
+    PCENet in ``phase`` (1 or 2) when given."""
     torch.manual_seed(0)
     model = build_backbone(spec).to(device)
     model.train()
+    if phase is not None:
+        model.set_phase(phase)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     x = torch.randn(batch, 3, side, side, device=device)
 
@@ -80,6 +85,14 @@ def train_step(spec: dict, side: int, batch: int, device: str) -> tuple:
 
     step()                                          # creates grads and optimizer state
     return step, model, x
+
+
+def host_reads(step: Callable) -> int:
+    """Host reads of tensor values in one step: each is a synchronisation on a GPU."""
+    from pce_mm.analysis import HostReads
+    with HostReads() as reads:
+        step()
+    return reads.total
 
 
 def step_memory(step: Callable, model: nn.Module, x: torch.Tensor, device: str) -> float:
@@ -121,7 +134,7 @@ def measure_pce_vs_resnet(args) -> Dict:
     out = {}
     for arch, resnet, side, batch in PAIRS:
         if args.quick:
-            side, batch = min(side, 64), 2
+            side, batch = min(side, 32), 2
         pce_spec = dict(type='PCENet', arch=arch, num_experts=8, top_k=2)
         pce = PCENet(arch=arch, num_experts=8, top_k=2)
         active = flops_and_params(pce, side, args.device)
@@ -129,11 +142,17 @@ def measure_pce_vs_resnet(args) -> Dict:
                                  side, args.device)
         ref = flops_and_params(build_backbone(resnet), side, args.device)
         params = pce.count_params()
-        pce_step = train_step(pce_spec, side, batch, args.device)
+        pce_step = train_step(pce_spec, side, batch, args.device, phase=2)
+        warm_step = train_step(pce_spec, side, batch, args.device, phase=1)
         ref_step = train_step(resnet, side, batch, args.device)
-        seconds = interleaved_medians(dict(pce=pce_step[0], resnet=ref_step[0]), args.device,
-                                      args.warmup, args.repeats)
+        seconds = interleaved_medians(
+            dict(pce=pce_step[0], phase1=warm_step[0], resnet=ref_step[0]), args.device,
+            args.warmup, args.repeats)
         pce_run = dict(step_s=seconds['pce'], images_per_s=batch / seconds['pce'],
+                       phase1_step_s=seconds['phase1'],
+                       phase1_images_per_s=batch / seconds['phase1'],
+                       host_reads=host_reads(pce_step[0]),
+                       phase1_host_reads=host_reads(warm_step[0]),
                        memory_mib=step_memory(*pce_step, args.device),
                        memory_mib_with_cp=step_memory(
                            *train_step(dict(pce_spec, with_cp=True), side, batch, args.device),
@@ -148,6 +167,7 @@ def measure_pce_vs_resnet(args) -> Dict:
             pce_params_m=params['total'] / 1e6, pce_active_params_m=params['active'] / 1e6,
             resnet_params_m=ref['params_m'], pce=pce_run, resnet_step=ref_run,
             throughput_ratio=pce_run['images_per_s'] / ref_run['images_per_s'],
+            phase1_throughput_ratio=pce_run['phase1_images_per_s'] / ref_run['images_per_s'],
             peak_memory_ratio=pce_run['memory_mib'] / ref_run['memory_mib'],
             peak_memory_ratio_with_cp=pce_run['memory_mib_with_cp'] / ref_run['memory_mib'])
     return out
@@ -156,20 +176,25 @@ def measure_pce_vs_resnet(args) -> Dict:
 def report_pce_vs_resnet(out: Dict, device: str) -> List[str]:
     memory = 'peak MiB' if device == 'cuda' else 'memory MiB (saved + 3x params)'
     lines = ['## PCENet vs ResNet, train step (PCE / ResNet (ratio))', '',
-             f'| pair | side | batch | active GFLOPs | images/s | {memory} | PCE with_cp |',
-             '|---|---|---|---|---|---|---|']
+             f'| pair | side | batch | active GFLOPs | images/s | {memory} | PCE with_cp | '
+             'PCE phase 1 images/s (/ ResNet) | host reads a step, phase 1 / 2 |',
+             '|---|---|---|---|---|---|---|---|---|']
     for arch, o in out.items():
         batch, side = o['input'][0], o['input'][-1]
         pce, ref = o['pce'], o['resnet_step']
+        cp = (f"{pce['memory_mib_with_cp']:.0f} ({o['peak_memory_ratio_with_cp']:.2f})"
+              if 'memory_mib_with_cp' in pce else 'not measured')
+        warm = (f"{pce['phase1_images_per_s']:.1f} ({o['phase1_throughput_ratio']:.2f})"
+                if 'phase1_images_per_s' in pce else 'not measured')
+        reads = (f"{pce['phase1_host_reads']} / {pce['host_reads']}"
+                 if 'host_reads' in pce else 'not measured')
         lines.append(f"| {arch} vs {o['resnet']} | {side} | {batch} | "
                      f"{o['pce_active_gflops']:.2f} / {o['resnet_gflops']:.2f} "
                      f"({o['flops_ratio']:.3f}) | "
                      f"{pce['images_per_s']:.1f} / {ref['images_per_s']:.1f} "
                      f"({o['throughput_ratio']:.2f}) | "
                      f"{pce['memory_mib']:.0f} / {ref['memory_mib']:.0f} "
-                     f"({o['peak_memory_ratio']:.2f}) | " + (
-                         f"{pce['memory_mib_with_cp']:.0f} ({o['peak_memory_ratio_with_cp']:.2f})"
-                         if 'memory_mib_with_cp' in pce else 'not measured') + ' |')
+                     f"({o['peak_memory_ratio']:.2f}) | {cp} | {warm} | {reads} |")
     return lines
 
 
@@ -266,7 +291,7 @@ def report_dispatch(out: Dict) -> List[str]:
 
 def measure_context(args) -> Dict:
     from pce_mm.models import PCENet
-    side = (128, 192) if args.quick else (512, 768)
+    side = (64, 96) if args.quick else (512, 768)
     x = torch.randn(1, 3, *side, device=args.device)
     out = dict(input=[1, 3, *side], placements={})
     for context, stages in (('none', None), ('stage', None), ('stage', (True, ) * 4),

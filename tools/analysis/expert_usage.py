@@ -13,6 +13,7 @@ import csv
 import json
 import os
 import os.path as osp
+from typing import List, Optional
 
 import numpy as np
 from mmengine.config import DictAction
@@ -25,7 +26,7 @@ from pce_mm.analysis import (accumulate, load_model, normalized_mutual_info, pat
 from pce_mm.analysis.figures import draw_usage_matrix
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('checkpoint')
@@ -35,11 +36,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, e.g. data_root=data/VOCdevkit/')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
     cfg, model = load_model(args.config, args.checkpoint, args.device, args.cfg_options)
     loader = Runner.build_dataloader(cfg[f'{args.split}_dataloader'])
     classes = list(loader.dataset.metainfo['classes'])

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import os.path as osp
+from typing import List, Optional
 
 from mmengine.config import DictAction
 from mmengine.dataset import pseudo_collate
@@ -20,7 +21,7 @@ from pce_mm.analysis import image_pipeline, load_model, position_only_routing, r
 from pce_mm.analysis.figures import draw_router_maps, to_display
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('checkpoint')
@@ -31,11 +32,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, e.g. the test pipeline\'s image scale')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
     missing = [p for p in args.images if not osp.isfile(p)]
     if missing:
         raise FileNotFoundError(f'--images: no such file(s): {missing}')
