@@ -47,6 +47,7 @@ BAD_SETTINGS = [
     (PCENet, dict(TINY, switch_cfg=dict(target_entropy=1.5)), ValueError, 'target_entropy'),
     (PCENet, dict(TINY, switch_cfg=dict(tie_noise=-0.1)), ValueError, 'tie_noise'),
     (PCENet, dict(TINY, router_cfg=dict(weighting='sum')), ValueError, 'weighting'),
+    (PCENet, dict(TINY, router_cfg=dict(logit_type='dot')), ValueError, 'logit_type'),
     # The block's parts
     (PatchRouter, dict(in_channels=8, num_experts=4, top_k=5), ValueError, 'top_k'),
     (PatchRouter, dict(in_channels=8, num_experts=4, top_k=2, noise_std=-1.0), ValueError,

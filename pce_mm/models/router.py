@@ -8,6 +8,7 @@ import math
 from typing import NamedTuple, Optional
 
 import torch
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import nn
 
@@ -16,6 +17,10 @@ from .position import fourier_features
 __all__ = ['Routing', 'PatchRouter', 'kmeans']
 
 WEIGHTINGS = ('renorm', 'softmax')
+LOGIT_TYPES = ('linear', 'cosine')
+# The cosine router's scale until a data init sets it: cosines of random directions are
+# about +-1/sqrt(d), so routing starts close to uniform, as the linear router's does.
+COSINE_SCALE = 1.0
 
 
 class Routing(NamedTuple):
@@ -77,6 +82,13 @@ class PatchRouter(BaseModule):
             added to the logits for the choice of experts only (never to the weights),
             moves by this step after every training batch towards the under-loaded
             experts. 0 turns it off.
+        logit_type: ``'linear'``: the MLP's last layer, ``<h, w_i> + b_i``; ``'cosine'``:
+            ``s * cos(h, w_i) + b_i`` with a fixed scale ``s`` and a fixed ``b`` (X-MoE,
+            Chi et al. 2022), so no logit grows beyond ``s + |b_i|`` in training and no
+            expert gains a lead over all patches through its bias. ``s`` (a buffer) and
+            ``b`` (a parameter that does not train) are ``COSINE_SCALE`` and 0 until
+            :meth:`init_from_data` sets them (meant for the k-means init: without it the
+            router stays soft).
     """
 
     def __init__(self,
@@ -88,12 +100,16 @@ class PatchRouter(BaseModule):
                  weighting: str = 'renorm',
                  noise_std: float = 0.0,
                  bias_rate: float = 0.0,
+                 logit_type: str = 'linear',
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         if not 1 <= top_k <= num_experts:
             raise ValueError(f'top_k must be in [1, num_experts={num_experts}], got {top_k}')
         if weighting not in WEIGHTINGS:
             raise ValueError(f'router weighting must be one of {WEIGHTINGS}, got {weighting!r}')
+        if logit_type not in LOGIT_TYPES:
+            raise ValueError(f'router logit_type must be one of {LOGIT_TYPES}, got '
+                             f'{logit_type!r}')
         if noise_std < 0 or bias_rate < 0:
             raise ValueError(f'router noise_std and bias_rate must be >= 0, got {noise_std} '
                              f'and {bias_rate}')
@@ -103,6 +119,7 @@ class PatchRouter(BaseModule):
         self.weighting = weighting
         self.noise_std = noise_std
         self.bias_rate = bias_rate
+        self.logit_type = logit_type
         self.content_norm = nn.LayerNorm(in_channels)
         self.mlp = nn.Sequential(
             nn.Linear(in_channels + 4 * num_freqs, hidden_channels), nn.GELU(),
@@ -117,6 +134,10 @@ class PatchRouter(BaseModule):
         # patches (and gradient) before the router has learnt anything.
         nn.init.normal_(self.mlp[-1].weight, std=0.01)
         nn.init.zeros_(self.mlp[-1].bias)
+        if logit_type == 'cosine':
+            # Fixed, and in the state dict: a checkpoint keeps the scale its init chose.
+            self.register_buffer('cosine_scale', torch.tensor(COSINE_SCALE))
+            self.mlp[-1].bias.requires_grad_(False)
 
     def position_features(self, centres: torch.Tensor) -> torch.Tensor:
         """``(n, 2)`` patch centres in ``[0, 1]`` -> ``(n, f)``."""
@@ -131,7 +152,15 @@ class PatchRouter(BaseModule):
     def logits(self, content: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
         """``(b, n, c)`` content and ``(n, 2)`` centres -> ``(b, n, e)`` logits."""
         hidden = self.hidden(content, centres)
-        return self.mlp[-1](hidden.detach() if self.fixed_hidden else hidden)
+        return self.project(hidden.detach() if self.fixed_hidden else hidden)
+
+    def project(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``(..., d)`` hidden features -> ``(..., e)`` logits (see ``logit_type``)."""
+        last = self.mlp[-1]
+        if self.logit_type == 'linear':
+            return last(hidden)
+        cosine = F.linear(F.normalize(hidden, dim=-1), F.normalize(last.weight, dim=-1))
+        return self.cosine_scale * cosine + last.bias
 
     def forward(self, content: torch.Tensor, centres: torch.Tensor) -> Routing:
         logits = self.logits(content, centres)
@@ -142,8 +171,13 @@ class PatchRouter(BaseModule):
             scores = scores + torch.randn_like(scores) * self.noise_std
         probs = scores.softmax(dim=-1)
         indices = (scores + self.selection_bias).topk(self.top_k, dim=-1).indices  # (b, n, k)
-        top = probs.gather(-1, indices)
-        weights = top / top.sum(-1, keepdim=True) if self.weighting == 'renorm' else top
+        if self.weighting == 'renorm':
+            # p_a / sum_k p_k as a softmax of the kept logits: the same value, but finite
+            # when the selection bias picks experts whose probabilities underflow to 0
+            # (0 / 0 was NaN, seen with bias_rate=1 on the demo).
+            weights = scores.gather(-1, indices).softmax(-1)
+        else:
+            weights = probs.gather(-1, indices)
         if self.training and self.bias_rate and torch.is_grad_enabled():
             self.update_bias(indices)
         return Routing(logits, probs, weights, indices)
@@ -163,15 +197,21 @@ class PatchRouter(BaseModule):
         and confident (cluster-aware upcycling; X-MoE's and centroid routers' idea).
 
         ``logit_i = s * (<h, mu_i> - |mu_i|^2 / 2) + beta_i`` ranks experts by the distance
-        of ``h`` to centroid ``mu_i``. ``beta`` is fitted (sign steps, as loss-free
+        of ``h`` to centroid ``mu_i`` (``logit_type='cosine'``: ``s * cos(h, mu_i) + beta_i``
+        with ``mu`` from k-means of the normalised ``h``, its angle). ``beta`` is fitted (sign steps, as loss-free
         balancing does) until every expert gets its share of the top-``k`` choices on these
         patches; ``s`` is bisected until the mean routing entropy is ``target_entropy``
         times ``ln e``. Returns the fit's statistics.
         """
         e, k = self.num_experts, self.top_k
         h = self.hidden(content.float(), centres).reshape(-1, self.mlp[-1].in_features)
-        mu = kmeans(h, e, generator=generator)                      # (e, d)
-        raw = h @ mu.t() - mu.square().sum(-1) / 2                  # (m, e)
+        if self.logit_type == 'cosine':
+            h = F.normalize(h, dim=-1)
+            mu = F.normalize(kmeans(h, e, generator=generator), dim=-1)
+            raw = h @ mu.t()                                        # (m, e) cosines
+        else:
+            mu = kmeans(h, e, generator=generator)                  # (e, d)
+            raw = h @ mu.t() - mu.square().sum(-1) / 2              # (m, e)
         unit = raw.std().clamp_min(1e-6)
         base = raw / unit
         beta = torch.zeros(e, device=h.device)
@@ -193,9 +233,14 @@ class PatchRouter(BaseModule):
             low, high = (mid, high) if entropy(mid) > target_entropy else (low, mid)
         scale = high / unit
         last = self.mlp[-1]
-        last.weight.copy_(scale * mu)
-        last.bias.copy_(-scale * mu.square().sum(-1) / 2 + high * beta)
+        if self.logit_type == 'cosine':
+            self.cosine_scale.fill_(scale)
+            last.weight.copy_(mu)
+            last.bias.copy_(high * beta)
+        else:
+            last.weight.copy_(scale * mu)
+            last.bias.copy_(-scale * mu.square().sum(-1) / 2 + high * beta)
         self.selection_bias.zero_()
-        load = torch.bincount((h @ last.weight.t() + last.bias).topk(k, -1).indices.reshape(-1),
+        load = torch.bincount(self.project(h).topk(k, -1).indices.reshape(-1),
                               minlength=e).float()
         return dict(entropy=entropy(high), busiest=float(load.max() / load.mean()))

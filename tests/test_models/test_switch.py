@@ -66,9 +66,10 @@ def test_switch_reproduces_phase_one_exactly_under_any_routing(router_init):
     assert max(gap for _, gap in switch_gap(model, x)) < 1e-5
 
 
-def test_kmeans_router_init_is_confident_balanced_and_depends_on_content():
+@pytest.mark.parametrize('logit_type', ['linear', 'cosine'])
+def test_kmeans_router_init_is_confident_balanced_and_depends_on_content(logit_type):
     torch.manual_seed(0)
-    router = PatchRouter(16, num_experts=8, top_k=2)
+    router = PatchRouter(16, num_experts=8, top_k=2, logit_type=logit_type)
     content = torch.cat([torch.randn(2, 32, 16) + 3 * torch.randn(1, 1, 16)
                          for _ in range(4)], dim=1)                   # 4 content clusters
     centres = torch.rand(128, 2)
@@ -80,6 +81,26 @@ def test_kmeans_router_init_is_confident_balanced_and_depends_on_content():
     assert abs(fit['entropy'] - 0.5) < 0.01 and abs(float(entropy) - 0.5) < 0.01
     assert fit['busiest'] < 1.5                       # top-2 loads balanced on the init data
     assert routing.indices[..., 0].unique().numel() >= 6
+    restored = PatchRouter(16, num_experts=8, top_k=2, logit_type=logit_type).eval()
+    restored.load_state_dict(router.state_dict())     # the cosine scale is in the state dict
+    torch.testing.assert_close(restored(content, centres).probs, routing.probs)
+
+
+def test_cosine_logits_stay_within_their_scale_and_their_bias_does_not_train():
+    router = PatchRouter(8, num_experts=4, top_k=2, logit_type='cosine').train()
+    with torch.no_grad():
+        router.mlp[-1].weight.mul_(1e4)               # a linear router's logits would explode
+        router.mlp[-1].bias.copy_(torch.tensor([0.5, 0.0, -0.5, 0.0]))
+    content, centres = 100 * torch.randn(2, 6, 8), torch.rand(6, 2)
+    logits = router.logits(content, centres)
+    scale = float(router.cosine_scale)
+    assert (logits - router.mlp[-1].bias).abs().max() <= scale * (1 + 1e-6)
+    hidden = router.hidden(content, centres)
+    cosine = torch.nn.functional.cosine_similarity(
+        hidden[..., None, :], router.mlp[-1].weight, dim=-1)
+    torch.testing.assert_close(logits, scale * cosine + router.mlp[-1].bias)
+    router(content, centres).probs.square().sum().backward()
+    assert router.mlp[-1].bias.grad is None and router.mlp[-1].weight.grad is not None
 
 
 def test_kmeans_finds_separated_clusters_and_refuses_too_few_points():
@@ -165,6 +186,22 @@ def test_selection_bias_moves_towards_underloaded_experts_and_only_picks():
     torch.testing.assert_close(biased.weights, torch.ones(1, 6, 1))
     torch.testing.assert_close(biased.probs, router.logits(content, centres).softmax(-1))
     assert 'selection_bias' in dict(router.named_buffers())   # ... and is no parameter
+
+
+def test_renormalised_weights_stay_finite_when_the_bias_picks_improbable_experts():
+    router = PatchRouter(8, num_experts=4, top_k=2).eval()
+    with torch.no_grad():
+        router.mlp[-1].bias.copy_(torch.tensor([300.0, 0.0, 0.0, 0.0]))
+        router.selection_bias.copy_(torch.tensor([-1e3, 0.0, 0.0, 0.0]))
+    routing = router(torch.randn(1, 5, 8), torch.rand(5, 2))
+    assert routing.probs.gather(-1, routing.indices).max() == 0     # underflowed
+    assert not routing.indices.eq(0).any()
+    torch.testing.assert_close(routing.weights.sum(-1), torch.ones(1, 5))
+    router.selection_bias.zero_()                       # where nothing underflows, the
+    torch.nn.init.normal_(router.mlp[-1].weight)        # kept probabilities renormalised
+    routing = router(torch.randn(1, 5, 8), torch.rand(5, 2))
+    top = routing.probs.gather(-1, routing.indices)
+    torch.testing.assert_close(routing.weights, top / top.sum(-1, keepdim=True))
 
 
 def test_softmax_weighting_keeps_raw_probabilities():
