@@ -42,8 +42,11 @@ def sync(device: str) -> None:
 
 def build_backbone(spec: dict) -> nn.Module:
     import pce_mm  # noqa: F401
+    from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
-    return MODELS.build(spec)
+    # mmpretrain's scope whatever the caller's is: inside mmseg's, ResNet_CIFAR is unknown.
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(spec)
 
 
 def training_memory_mib(model: nn.Module, x: torch.Tensor) -> float:
