@@ -81,7 +81,10 @@ class PatchRouter(BaseModule):
         bias_rate: loss-free balancing (DeepSeek-V3, Wang et al. 2024): a per-expert bias,
             added to the logits for the choice of experts only (never to the weights),
             moves by this step after every training batch towards the under-loaded
-            experts. 0 turns it off.
+            experts. 0 turns it off. The default, 1, is sized for the logits of a k-means
+            initialised router (a few units at the switch, tens after training: it kept
+            every stage of the demo near balance where 0.1 could not follow;
+            docs/routing.md).
         logit_type: ``'linear'``: the MLP's last layer, ``<h, w_i> + b_i``; ``'cosine'``:
             ``s * cos(h, w_i) + b_i`` with a fixed scale ``s`` and a fixed ``b`` (X-MoE,
             Chi et al. 2022), so no logit grows beyond ``s + |b_i|`` in training and no
@@ -99,7 +102,7 @@ class PatchRouter(BaseModule):
                  hidden_channels: int = 64,
                  weighting: str = 'renorm',
                  noise_std: float = 0.0,
-                 bias_rate: float = 0.0,
+                 bias_rate: float = 1.0,
                  logit_type: str = 'linear',
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
