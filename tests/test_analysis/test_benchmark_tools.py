@@ -6,6 +6,7 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
 from helpers import REPO, load_tool
 
 
@@ -25,6 +26,14 @@ def test_benchmark_writes_the_promised_fields(tmp_path, capsys):
     assert set(result['dispatch']['scaling_in_E']) == {'2', '4', '8', '16', '32'}
     assert result['threads'] >= 1 and '| **dense / sparse** |' in printed
     assert len(result['context']['placements']) == 5
+    for arch in ('tiny', 'r18', 'r50'):
+        profile = result['profile'][arch]
+        parts = profile['forward_parts_ms']
+        assert min(parts[p] for p in ('reduce', 'router', 'experts', 'combine')) > 0
+        assert sum(parts.values()) == pytest.approx(profile['forward_ms'])
+        assert profile['backward_ms'] > 0 and len(profile['backward_top_ms']) == 5
+    for row in result['pce_vs_resnet'].values():
+        assert row['pce']['phase1_host_reads'] == 1 and row['pce']['host_reads'] > 1
     # Reporting is separate from measuring: the saved file gives the same tables.
     assert load_tool('tools/analysis/benchmark.py').report(result).strip() == printed.strip()
 

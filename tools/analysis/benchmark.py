@@ -12,7 +12,10 @@ Sections (a table each on stdout, everything in OUT):
 3. Time of that block as E grows at k=2.
 4. FLOPs and parameters, active and total, counted by mmengine's FlopAnalyzer.
 5. Where the deformable attention sits, at a detection-sized input.
-6. (cuda) mmcv's CUDA deformable-attention kernel vs its PyTorch path.
+6. Where a PCE training step's time goes, per preset, from the PyTorch profiler: the
+   forward by block part (reduce, router, experts, gather / weighting / scatter, combine,
+   context) and the backward's largest operators.
+7. (cuda) mmcv's CUDA deformable-attention kernel vs its PyTorch path.
 Every time is the median of ``--repeats`` runs after ``--warmup`` runs. The ``measure_*``
 functions only measure and return numbers; ``report`` turns a result (this run's or a saved
 JSON's) into the markdown tables.
@@ -320,6 +323,91 @@ def report_context(out: Dict) -> List[str]:
     return lines
 
 
+BLOCK_PARTS = ('reduce', 'router', 'experts', 'combine', 'context')
+
+
+def label_block_parts(model: nn.Module) -> List:
+    """Opens a profiler range ``pce.<part>`` around every call of each PCE block's parts
+    (and ``pce.block`` around the block), by forward hooks: the model's code is untouched.
+    Returns the hook handles."""
+    from torch.autograd.profiler import record_function
+    from pce_mm.models import PCEBlock
+    handles = []
+
+    def label(module: nn.Module, name: str) -> None:
+        open_ranges = []
+
+        def enter(*_):
+            open_ranges.append(record_function(name))
+            open_ranges[-1].__enter__()
+
+        def leave(*_):
+            open_ranges.pop().__exit__(None, None, None)
+
+        handles.extend([module.register_forward_pre_hook(enter),
+                        module.register_forward_hook(leave)])
+
+    for block in model.modules():
+        if isinstance(block, PCEBlock):
+            label(block, 'pce.block')
+            for part in ('reduce', 'router', 'combine', 'context'):
+                if getattr(block, part) is not None:
+                    label(getattr(block, part), f'pce.{part}')
+            for expert in block.experts.experts:
+                label(expert, 'pce.experts')
+    return handles
+
+
+def measure_profile(args) -> Dict:
+    """One routed PCE training step per preset under the PyTorch profiler (after a step
+    that is not profiled): forward time by block part, backward's top operators."""
+    from torch.autograd.profiler import record_function
+    from torch.profiler import ProfilerActivity, profile
+    out = {}
+    for arch, _, side, batch in PAIRS:
+        if args.quick:
+            side, batch = min(side, 32), 2
+        _, model, x = train_step(dict(type='PCENet', arch=arch, num_experts=8, top_k=2), side,
+                                 batch, args.device, phase=2)
+        handles = label_block_parts(model)
+        activities = [ProfilerActivity.CPU] + (
+            [ProfilerActivity.CUDA] if args.device == 'cuda' else [])
+        with profile(activities=activities) as prof:
+            with record_function('pce.forward'):
+                loss = sum(o.float().mean() for o in model(x))
+            with record_function('pce.backward'):
+                loss.backward()
+            sync(args.device)
+        for handle in handles:
+            handle.remove()
+        ms = {e.key: e.cpu_time_total / 1e3 for e in prof.key_averages()}
+        parts = {part: ms.get(f'pce.{part}', 0.0) for part in BLOCK_PARTS}
+        # what the blocks do besides their parts: patch pooling, gather, weighting, scatter
+        parts['dispatch_and_rest'] = ms['pce.block'] - sum(parts.values())
+        parts['outside_blocks'] = ms['pce.forward'] - ms['pce.block']
+        prefix = 'autograd::engine::evaluate_function: '
+        backward_ops = sorted(((k[len(prefix):], v) for k, v in ms.items()
+                               if k.startswith(prefix)), key=lambda kv: -kv[1])
+        out[arch] = dict(input=[batch, 3, side, side], forward_ms=ms['pce.forward'],
+                         backward_ms=ms['pce.backward'], forward_parts_ms=parts,
+                         backward_top_ms=dict(backward_ops[:5]))
+    return out
+
+
+def report_profile(out: Dict) -> List[str]:
+    parts = BLOCK_PARTS + ('dispatch_and_rest', 'outside_blocks')
+    lines = ['## Where a routed PCE train step goes (PyTorch profiler, ms; profiled times '
+             'run above the timed ones)', '',
+             '| preset | input | forward | ' + ' | '.join(parts) + ' | backward | '
+             'largest backward operators |', '|---' * (len(parts) + 5) + '|']
+    for arch, o in out.items():
+        top = ', '.join(f'{k} {v:.0f}' for k, v in o['backward_top_ms'].items())
+        lines.append(f"| {arch} | {tuple(o['input'])} | {o['forward_ms']:.0f} | "
+                     + ' | '.join(f"{o['forward_parts_ms'][p]:.0f}" for p in parts)
+                     + f" | {o['backward_ms']:.0f} | {top} |")
+    return lines
+
+
 def measure_cuda_kernel(args) -> Dict:
     """mmcv's CUDA kernel against its pure-PyTorch reference, called directly on the same
     inputs (a single-level map, 8 heads, 4 points: the context's shape), forward + backward."""
@@ -366,7 +454,7 @@ def report(result: Dict) -> str:
              f"{result['repeats']} after {result['warmup']} warm-up"]
     sections = (('pce_vs_resnet', lambda r: report_pce_vs_resnet(r, result['device_type'])),
                 ('dispatch', report_dispatch), ('context', report_context),
-                ('cuda_kernel', report_cuda_kernel))
+                ('profile', report_profile), ('cuda_kernel', report_cuda_kernel))
     for key, fn in sections:
         if key in result:
             lines += [''] + fn(result[key])
@@ -391,6 +479,8 @@ def measure(args) -> Dict:
         result['time_ratio_E32_vs_E4'] = result['dispatch']['time_ratio_E32_vs_E4']
     if 'context' in args.sections:
         result['context'] = measure_context(args)
+    if 'profile' in args.sections:
+        result['profile'] = measure_profile(args)
     if args.device == 'cuda':
         result['cuda_kernel'] = measure_cuda_kernel(args)
     return result
@@ -405,8 +495,8 @@ def main(argv: List[str] = None) -> Dict:
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--sections', nargs='+',
-                        default=['pce_vs_resnet', 'dispatch', 'context'],
-                        choices=['pce_vs_resnet', 'dispatch', 'context'])
+                        default=['pce_vs_resnet', 'dispatch', 'context', 'profile'],
+                        choices=['pce_vs_resnet', 'dispatch', 'context', 'profile'])
     parser.add_argument('--quick', action='store_true',
                         help='small inputs and one repeat: checks the tool, not the numbers')
     args = parser.parse_args(argv)
