@@ -9,6 +9,7 @@ from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
+from mmengine.dist import all_reduce
 from mmengine.model import BaseModule
 from torch import nn
 
@@ -187,8 +188,11 @@ class PatchRouter(BaseModule):
 
     @torch.no_grad()
     def update_bias(self, indices: torch.Tensor) -> None:
-        """One loss-free balancing step: ``bias_i += rate * sign(mean load - load_i)``."""
+        """One loss-free balancing step: ``bias_i += rate * sign(mean load - load_i)``, on
+        the load of the global batch: every process takes the same step (one all-reduce of
+        ``e`` counts in distributed training)."""
         load = torch.bincount(indices.reshape(-1), minlength=self.num_experts).float()
+        all_reduce(load)                        # a no-op outside distributed training
         self.selection_bias += self.bias_rate * (load.mean() - load).sign()
 
     @torch.no_grad()
