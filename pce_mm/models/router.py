@@ -204,11 +204,11 @@ class PatchRouter(BaseModule):
         and confident (cluster-aware upcycling; X-MoE's and centroid routers' idea).
 
         ``logit_i = s * (<h, mu_i> - |mu_i|^2 / 2) + beta_i`` ranks experts by the distance
-        of ``h`` to centroid ``mu_i`` (``logit_type='cosine'``: ``s * cos(h, mu_i) + beta_i``
-        with ``mu`` from k-means of the normalised ``h``, its angle). ``beta`` is fitted (sign steps, as loss-free
-        balancing does) until every expert gets its share of the top-``k`` choices on these
-        patches; ``s`` is bisected until the mean routing entropy is ``target_entropy``
-        times ``ln e``. Returns the fit's statistics.
+        of ``h`` to centroid ``mu_i`` (``logit_type='cosine'``: ``s * cos(h, mu_i) +
+        beta_i``, ``mu`` from k-means of the normalised ``h``). ``beta`` is fitted (sign
+        steps, as loss-free balancing does) until every expert gets its share of the
+        top-``k`` choices on these patches; ``s`` is bisected until the mean routing
+        entropy is ``target_entropy`` times ``ln e``. Returns the fit's statistics.
         """
         e, k = self.num_experts, self.top_k
         h = self.hidden(content.float(), centres).reshape(-1, self.mlp[-1].in_features)
