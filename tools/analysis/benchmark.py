@@ -360,7 +360,8 @@ def label_block_parts(model: nn.Module) -> List:
 
 def measure_profile(args) -> Dict:
     """One routed PCE training step per preset under the PyTorch profiler (after a step
-    that is not profiled): forward time by block part, backward's top operators."""
+    that is not profiled): forward time by block part, backward's top operators. Times are
+    each range's CPU time: on a GPU, what launching costs, not what the kernels take."""
     from torch.autograd.profiler import record_function
     from torch.profiler import ProfilerActivity, profile
     out = {}
