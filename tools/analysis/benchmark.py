@@ -25,7 +25,7 @@ import json
 import platform
 import statistics
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import torch
 from torch import nn
@@ -73,7 +73,8 @@ def training_memory_mib(model: nn.Module, x: torch.Tensor) -> float:
     return (sum(saved.values()) + 3 * param_bytes) / 2**20
 
 
-def train_step(spec: dict, side: int, batch: int, device: str, phase: int = None) -> tuple:
+def train_step(spec: dict, side: int, batch: int, device: str,
+               phase: Optional[int] = None) -> tuple:
     """``(step, model, x)``: one training step of a backbone (forward, backward, SGD); a
     PCENet in ``phase`` (1 or 2) when given."""
     torch.manual_seed(0)
@@ -135,21 +136,28 @@ def flops_and_params(model: nn.Module, side: int, device: str) -> Dict[str, floa
                 params_m=sum(p.numel() for p in model.parameters()) / 1e6)
 
 
+def pairs(args) -> List[tuple]:
+    """:data:`PAIRS` with their sides and batches shrunk under ``--quick``."""
+    return [(arch, resnet, *((min(side, 32), 2) if args.quick else (side, batch)))
+            for arch, resnet, side, batch in PAIRS]
+
+
+def pce_spec(arch: str) -> dict:
+    return dict(type='PCENet', arch=arch, num_experts=8, top_k=2)
+
+
 def measure_pce_vs_resnet(args) -> Dict:
     from pce_mm.models import PCENet
     out = {}
-    for arch, resnet, side, batch in PAIRS:
-        if args.quick:
-            side, batch = min(side, 32), 2
-        pce_spec = dict(type='PCENet', arch=arch, num_experts=8, top_k=2)
+    for arch, resnet, side, batch in pairs(args):
         pce = PCENet(arch=arch, num_experts=8, top_k=2)
         active = flops_and_params(pce, side, args.device)
         total = flops_and_params(PCENet(arch=arch, num_experts=8, top_k=2, dispatch='dense'),
                                  side, args.device)
         ref = flops_and_params(build_backbone(resnet), side, args.device)
         params = pce.count_params()
-        pce_step = train_step(pce_spec, side, batch, args.device, phase=2)
-        warm_step = train_step(pce_spec, side, batch, args.device, phase=1)
+        pce_step = train_step(pce_spec(arch), side, batch, args.device, phase=2)
+        warm_step = train_step(pce_spec(arch), side, batch, args.device, phase=1)
         ref_step = train_step(resnet, side, batch, args.device)
         seconds = interleaved_medians(
             dict(pce=pce_step[0], phase1=warm_step[0], resnet=ref_step[0]), args.device,
@@ -161,7 +169,8 @@ def measure_pce_vs_resnet(args) -> Dict:
                        phase1_host_reads=host_reads(warm_step[0]),
                        memory_mib=step_memory(*pce_step, args.device),
                        memory_mib_with_cp=step_memory(
-                           *train_step(dict(pce_spec, with_cp=True), side, batch, args.device),
+                           *train_step(dict(pce_spec(arch), with_cp=True), side, batch,
+                                       args.device),
                            args.device))
         ref_run = dict(step_s=seconds['resnet'], images_per_s=batch / seconds['resnet'],
                        memory_mib=step_memory(*ref_step, args.device))
@@ -365,11 +374,8 @@ def measure_profile(args) -> Dict:
     from torch.autograd.profiler import record_function
     from torch.profiler import ProfilerActivity, profile
     out = {}
-    for arch, _, side, batch in PAIRS:
-        if args.quick:
-            side, batch = min(side, 32), 2
-        _, model, x = train_step(dict(type='PCENet', arch=arch, num_experts=8, top_k=2), side,
-                                 batch, args.device, phase=2)
+    for arch, _, side, batch in pairs(args):
+        _, model, x = train_step(pce_spec(arch), side, batch, args.device, phase=2)
         handles = label_block_parts(model)
         activities = [ProfilerActivity.CPU] + (
             [ProfilerActivity.CUDA] if args.device == 'cuda' else [])
