@@ -40,20 +40,20 @@ def _overlay(ax, image: np.ndarray, values: np.ndarray, title: str, **imshow):
 
 def draw_router_maps(image: np.ndarray, routing: StageRouting, position: StageRouting,
                      index: int, path: str, title: str = '') -> None:
-    """Three panels: the top-1 expert of each patch, the router's confidence (its highest
-    probability), and the choice of position alone."""
+    """Three panels: the top-1 expert of each patch, its weight in the block's output (from
+    ``1 / k``, shared, to 1, alone), and the choice of position alone."""
     num_experts = routing.probs.shape[-1]
     cmap = expert_colours(num_experts)
     size = image.shape[:2]
     top1 = expand_to_input(routing.top1[index], routing.patch_pixels, size).cpu().numpy()
-    confidence = expand_to_input(routing.probs[index].max(-1).values, routing.patch_pixels,
+    confidence = expand_to_input(routing.weights[index][..., 0], routing.patch_pixels,
                                  size).cpu().numpy()
     by_position = expand_to_input(position.top1[0], position.patch_pixels, size).cpu().numpy()
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.4))
     _overlay(axes[0], image, top1, f'stage {routing.stage}: top-1 expert', cmap=cmap,
              vmin=-0.5, vmax=num_experts - 0.5)
-    _overlay(axes[1], image, confidence, 'confidence (max probability)', cmap='magma',
-             vmin=1 / num_experts, vmax=1)
+    _overlay(axes[1], image, confidence, 'weight of the top-1 expert', cmap='magma',
+             vmin=1 / routing.chosen.shape[-1], vmax=1)
     _overlay(axes[2], image, by_position, 'position only (content neutral)', cmap=cmap,
              vmin=-0.5, vmax=num_experts - 0.5)
     fig.colorbar(axes[1].images[-1], ax=axes[1], fraction=0.046, pad=0.02)

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..models import PCENet
 from ..models.dispatch import PatchGrid
+from ..models.router import Routing
 from ..utils import adapt_to_cpu, merge_cli_options
 
 __all__ = ['StageRouting', 'load_model', 'image_pipeline', 'route_batch',
@@ -29,10 +30,26 @@ __all__ = ['StageRouting', 'load_model', 'image_pipeline', 'route_batch',
 class StageRouting:
     """What one block's router decided for a batch."""
     stage: int                 # 1-based
-    probs: torch.Tensor        # (b, gh, gw, e)
-    top1: torch.Tensor         # (b, gh, gw) expert of highest probability
+    probs: torch.Tensor        # (b, gh, gw, e) softmax of the logits (no selection bias)
+    chosen: torch.Tensor       # (b, gh, gw, k) the experts the block ran, first the top-1
+    weights: torch.Tensor      # (b, gh, gw, k) their weights in the block's output
     patch_pixels: int          # input pixels per patch side (patch size x stage stride)
     centres: torch.Tensor      # (gh, gw, 2) patch centres (y, x) in network-input pixels
+
+    @property
+    def top1(self) -> torch.Tensor:
+        """``(b, gh, gw)`` each patch's first expert. With loss-free balancing this is the
+        top of the logits plus the selection bias, not always the most probable expert."""
+        return self.chosen[..., 0]
+
+    @classmethod
+    def of(cls, stage: int, routing: Routing, grid: PatchGrid, patch_pixels: int,
+           stride: int) -> 'StageRouting':
+        """From a block's :class:`~pce_mm.models.router.Routing` on ``grid``."""
+        def cells(t: torch.Tensor) -> torch.Tensor:
+            return t.reshape(-1, grid.rows, grid.cols, t.shape[-1])
+        return cls(stage, cells(routing.probs), cells(routing.indices), cells(routing.weights),
+                   patch_pixels, _centres_px(grid, stride))
 
 
 def load_model(config: str, checkpoint: str, device: str = 'cpu',
@@ -80,10 +97,8 @@ def route_batch(model: nn.Module, data: dict, block: str = 'last') -> tuple:
         if not blocks:
             continue
         chosen = blocks[-1] if block == 'last' else blocks[0]
-        routing, grid = chosen.last_routing, chosen.last_grid
-        probs = routing.probs.view(-1, grid.rows, grid.cols, routing.probs.shape[-1])
-        routings.append(StageRouting(stage + 1, probs, probs.argmax(-1),
-                                     chosen.patch_size * stride, _centres_px(grid, stride)))
+        routings.append(StageRouting.of(stage + 1, chosen.last_routing, chosen.last_grid,
+                                        chosen.patch_size * stride, stride))
     return inputs, data['data_samples'], routings
 
 
@@ -107,9 +122,8 @@ def position_only_routing(backbone: PCENet, input_size: Sequence[int],
         device = next(router.parameters()).device
         content = torch.zeros(1, grid.num_patches, router.content_norm.normalized_shape[0],
                               device=device)
-        probs = router(content, grid.centres(device)).probs.view(1, grid.rows, grid.cols, -1)
-        out.append(StageRouting(stage + 1, probs, probs.argmax(-1), chosen.patch_size * stride,
-                                _centres_px(grid, stride)))
+        out.append(StageRouting.of(stage + 1, router(content, grid.centres(device)), grid,
+                                   chosen.patch_size * stride, stride))
     return out
 
 

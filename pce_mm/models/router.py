@@ -93,6 +93,11 @@ class PatchRouter(BaseModule):
             ``b`` (a parameter that does not train) are ``COSINE_SCALE`` and 0 until
             :meth:`init_from_data` sets them (meant for the k-means init: without it the
             router stays soft).
+        train_logit_bias: whether the last layer's per-expert bias ``b_i`` trains. It
+            moves every patch's logit for expert ``i`` alike: it carries no content, and
+            beside the selection bias the two can grow in opposite directions (measured on
+            the demo: docs/routing.md). ``False`` keeps the value the k-means init gives
+            it. The cosine router's bias never trains.
     """
 
     def __init__(self,
@@ -105,6 +110,7 @@ class PatchRouter(BaseModule):
                  noise_std: float = 0.0,
                  bias_rate: float = 1.0,
                  logit_type: str = 'linear',
+                 train_logit_bias: bool = True,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         if not 1 <= top_k <= num_experts:
@@ -138,10 +144,11 @@ class PatchRouter(BaseModule):
         # patches (and gradient) before the router has learnt anything.
         nn.init.normal_(self.mlp[-1].weight, std=0.01)
         nn.init.zeros_(self.mlp[-1].bias)
+        if not train_logit_bias or logit_type == 'cosine':
+            self.mlp[-1].bias.requires_grad_(False)
         if logit_type == 'cosine':
             # Fixed, and in the state dict: a checkpoint keeps the scale its init chose.
             self.register_buffer('cosine_scale', torch.tensor(COSINE_SCALE))
-            self.mlp[-1].bias.requires_grad_(False)
 
     def position_features(self, centres: torch.Tensor) -> torch.Tensor:
         """``(n, 2)`` patch centres in ``[0, 1]`` -> ``(n, f)``."""

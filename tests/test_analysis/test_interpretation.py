@@ -99,7 +99,9 @@ def test_normalized_mutual_info_of_known_tables():
 
 def force_router(router, mode: str) -> None:
     """'uniform': every logit 0. 'left': expert 1 on the left half of the image (x < 0.5),
-    expert 0 elsewhere, from the lowest-frequency cos(pi * x) position feature."""
+    expert 0 elsewhere, from the lowest-frequency cos(pi * x) position feature.
+    'left_bias': as 'left', but the right half's expert is chosen by the loss-free balancing
+    bias alone (experts 2 then 3), where every logit but expert 1's is 0."""
     first, last = router.mlp[0], router.mlp[2]
     with torch.no_grad():
         for layer in (first, last):
@@ -112,9 +114,16 @@ def force_router(router, mode: str) -> None:
             first.weight[0, content + 3 * f] = 10.0
             last.weight[1, 0] = 1.0
             last.bias[0] = 0.5
+        if mode == 'left_bias':
+            f = router.num_freqs
+            content = first.in_features - 4 * f
+            first.weight[0, content + 3 * f] = 10.0
+            last.weight[1, 0] = 1.0
+            router.selection_bias.copy_(torch.tensor([0, 0, 0.5, 0.4, 0, 0, 0, 0.]))
 
 
-@pytest.mark.parametrize('mode, expected', [('uniform', 0.0), ('left', 1.0)])
+@pytest.mark.parametrize('mode, expected', [('uniform', 0.0), ('left', 1.0),
+                                            ('left_bias', 1.0)])
 def test_mutual_information_is_zero_for_a_uniform_router_and_high_for_one_following_the_class(
         mode, expected, tmp_path):
     # VOC files whose left half is always a cat and whose right half is background.
@@ -146,3 +155,12 @@ def test_mutual_information_is_zero_for_a_uniform_router_and_high_for_one_follow
         assert counts.sum() == 3 * 12            # 3 images, 3 x 4 patches of 32 px each
         assert counts[cat].sum() == counts[none].sum() == 18
         assert result['nmi'] == pytest.approx(expected, abs=1e-9)
+        if mode != 'uniform':
+            # The expert the block ran, not the most probable one: on the right, every logit
+            # is 0 but the selection bias picks expert 2 (argmax of the probabilities: 0).
+            right = 0 if mode == 'left' else 2
+            assert counts[cat, 1] == counts[none, right] == 18
+        if mode == 'left_bias':
+            # Top-2 loads: expert 1 on the left, 2 everywhere, 3 on the right.
+            assert result['load'] == pytest.approx([0, .25, .5, .25, 0, 0, 0, 0])
+            assert result['busiest'] == pytest.approx(4.0)

@@ -103,6 +103,22 @@ def test_cosine_logits_stay_within_their_scale_and_their_bias_does_not_train():
     assert router.mlp[-1].bias.grad is None and router.mlp[-1].weight.grad is not None
 
 
+@pytest.mark.parametrize('train_logit_bias', [True, False])
+def test_the_linear_routers_logit_bias_trains_only_when_asked_and_keeps_its_init(
+        train_logit_bias):
+    router = PatchRouter(8, num_experts=4, top_k=2, train_logit_bias=train_logit_bias)
+    content, centres = torch.randn(2, 6, 8), torch.rand(6, 2)
+    router.init_from_data(content, centres, generator=torch.Generator().manual_seed(0))
+    init = router.mlp[-1].bias.detach().clone()
+    assert init.abs().sum() > 0                           # the k-means init set it
+    optimizer = torch.optim.SGD(router.parameters(), lr=1.0)
+    router.train()(content, centres).probs[..., 0].sum().backward()
+    optimizer.step()
+    moved = not torch.equal(router.mlp[-1].bias, init)
+    assert moved == train_logit_bias
+    assert router.mlp[-1].weight.grad is not None
+
+
 def test_kmeans_finds_separated_clusters_and_refuses_too_few_points():
     points = torch.cat([torch.randn(20, 3) * 0.1 + c for c in (0.0, 5.0, -5.0)])
     centroids = kmeans(points, 3, generator=torch.Generator().manual_seed(0))

@@ -1,12 +1,15 @@
 """Which experts fire on which classes: runs a dataset split through the model and counts,
-per PCE stage, each patch's top-1 expert under its class (image label, box or mask).
+per PCE stage, each patch's top-1 expert (the first the block ran) under its class (image
+label, box or mask), and every expert's load.
 
     python tools/analysis/expert_usage.py CONFIG CHECKPOINT --out-dir DIR
         [--split val|test] [--block last|first] [--device cpu] [--cfg-options k=v ...]
 
 Writes DIR/usage_stage<s>.png (class x expert heat-map) and .csv, and DIR/usage.json with
-the count matrices and the normalised mutual information between expert and class per
-stage (0: experts ignore the class; 1: each determines the other).
+the count matrices, the normalised mutual information between expert and class per stage
+(0: experts ignore the class; 1: each determines the other), each expert's load (its
+share of the top-k assignments) and ``busiest``, the largest load over the uniform
+``1 / E``, as the training log's ``router_s<s>_imbalance`` but over the whole split.
 """
 import argparse
 import csv
@@ -45,7 +48,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     loader = Runner.build_dataloader(cfg[f'{args.split}_dataloader'])
     classes = list(loader.dataset.metainfo['classes'])
     rows = classes + ['none']
-    matrices = {}
+    matrices, loads = {}, {}
     progress = ProgressBar(len(loader.dataset))
     for data in loader:
         _, samples, routings = route_batch(model, data, args.block)
@@ -53,6 +56,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             matrix = matrices.setdefault(
                 routing.stage, np.zeros((len(rows), routing.probs.shape[-1]), np.int64))
             accumulate(matrix, routing, patch_classes(routing, samples, none=len(classes)))
+            loads[routing.stage] = loads.get(routing.stage, 0) + np.bincount(
+                routing.chosen.cpu().reshape(-1).numpy(), minlength=matrix.shape[1])
         for _ in samples:
             progress.update()
     print()
@@ -61,8 +66,11 @@ def main(argv: Optional[List[str]] = None) -> None:
                    block=args.block, rows=rows, stages={})
     for stage, matrix in matrices.items():
         nmi = normalized_mutual_info(matrix)
+        load = loads[stage] / loads[stage].sum()
+        busiest = float(load.max() * len(load))
         summary['stages'][f'stage{stage}'] = dict(counts=matrix.tolist(), nmi=nmi,
-                                                  patches=int(matrix.sum()))
+                                                  patches=int(matrix.sum()),
+                                                  load=load.tolist(), busiest=busiest)
         with open(osp.join(args.out_dir, f'usage_stage{stage}.csv'), 'w', newline='') as f:
             writer = csv.writer(f)
             writer.writerow(['class'] + [f'E{i}' for i in range(matrix.shape[1])])
@@ -71,7 +79,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         draw_usage_matrix(matrix[keep], [r for r, k in zip(rows, keep) if k],
                           osp.join(args.out_dir, f'usage_stage{stage}.png'),
                           f'stage {stage} ({args.block} block), {args.split}: NMI {nmi:.3f}')
-        print(f'stage {stage}: {int(matrix.sum())} patches, NMI(expert; class) = {nmi:.4f}')
+        print(f'stage {stage}: {int(matrix.sum())} patches, NMI(expert; class) = {nmi:.4f}, '
+              f'busiest expert {busiest:.2f}x its uniform share')
     with open(osp.join(args.out_dir, 'usage.json'), 'w') as f:
         json.dump(summary, f, indent=1)
 
