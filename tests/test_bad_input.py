@@ -54,6 +54,8 @@ BAD_SETTINGS = [
      'noise_std'),
     (PatchRouter, dict(in_channels=8, num_experts=4, top_k=2, bias_rate=-1.0), ValueError,
      'bias_rate'),
+    (PatchRouter, dict(in_channels=8, num_experts=4, top_k=2, bias_update='ema'), ValueError,
+     'bias_update'),
     (ConvExperts, dict(num_experts=0, in_channels=4, out_channels=4), ValueError,
      'num_experts'),
     (ConvExperts, dict(num_experts=2, in_channels=4, out_channels=4, kernel_size=4),

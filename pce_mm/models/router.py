@@ -18,6 +18,7 @@ from .position import fourier_features
 __all__ = ['Routing', 'PatchRouter', 'kmeans']
 
 WEIGHTINGS = ('renorm', 'softmax')
+BIAS_UPDATES = ('sign', 'proportional')
 LOGIT_TYPES = ('linear', 'cosine')
 # The cosine router's scale until a data init sets it: cosines of random directions are
 # about +-1/sqrt(d), so routing starts close to uniform, as the linear router's does.
@@ -86,6 +87,9 @@ class PatchRouter(BaseModule):
             initialised router (a few units at the switch, tens after training: it kept
             every stage of the demo near balance where 0.1 could not follow;
             docs/routing.md).
+        bias_update: the balancing step: ``'sign'``, ``rate * sign(mean load - load_i)``
+            (DeepSeek-V3's), which keeps moving by ``rate`` at balance; ``'proportional'``,
+            ``rate * (mean load - load_i) / mean load``, which shrinks as the loads settle.
         logit_type: ``'linear'``: the MLP's last layer, ``<h, w_i> + b_i``; ``'cosine'``:
             ``s * cos(h, w_i) + b_i`` with a fixed scale ``s`` and a fixed ``b`` (X-MoE,
             Chi et al. 2022), so no logit grows beyond ``s + |b_i|`` in training and no
@@ -109,6 +113,7 @@ class PatchRouter(BaseModule):
                  weighting: str = 'renorm',
                  noise_std: float = 0.0,
                  bias_rate: float = 1.0,
+                 bias_update: str = 'sign',
                  logit_type: str = 'linear',
                  train_logit_bias: bool = True,
                  init_cfg: Optional[dict] = None):
@@ -117,6 +122,9 @@ class PatchRouter(BaseModule):
             raise ValueError(f'top_k must be in [1, num_experts={num_experts}], got {top_k}')
         if weighting not in WEIGHTINGS:
             raise ValueError(f'router weighting must be one of {WEIGHTINGS}, got {weighting!r}')
+        if bias_update not in BIAS_UPDATES:
+            raise ValueError(f'router bias_update must be one of {BIAS_UPDATES}, got '
+                             f'{bias_update!r}')
         if logit_type not in LOGIT_TYPES:
             raise ValueError(f'router logit_type must be one of {LOGIT_TYPES}, got '
                              f'{logit_type!r}')
@@ -129,6 +137,7 @@ class PatchRouter(BaseModule):
         self.weighting = weighting
         self.noise_std = noise_std
         self.bias_rate = bias_rate
+        self.bias_update = bias_update
         self.logit_type = logit_type
         self.content_norm = nn.LayerNorm(in_channels)
         self.mlp = nn.Sequential(
@@ -195,12 +204,14 @@ class PatchRouter(BaseModule):
 
     @torch.no_grad()
     def update_bias(self, indices: torch.Tensor) -> None:
-        """One loss-free balancing step: ``bias_i += rate * sign(mean load - load_i)``, on
-        the load of the global batch: every process takes the same step (one all-reduce of
-        ``e`` counts in distributed training)."""
+        """One loss-free balancing step (see ``bias_update``) on the load of the global
+        batch: every process takes the same step (one all-reduce of ``e`` counts in
+        distributed training)."""
         load = torch.bincount(indices.reshape(-1), minlength=self.num_experts).float()
         all_reduce(load)                        # a no-op outside distributed training
-        self.selection_bias += self.bias_rate * (load.mean() - load).sign()
+        error = load.mean() - load
+        step = error.sign() if self.bias_update == 'sign' else error / load.mean()
+        self.selection_bias += self.bias_rate * step
 
     @torch.no_grad()
     def init_from_data(self, content: torch.Tensor, centres: torch.Tensor,

@@ -204,6 +204,19 @@ def test_selection_bias_moves_towards_underloaded_experts_and_only_picks():
     assert 'selection_bias' in dict(router.named_buffers())   # ... and is no parameter
 
 
+def test_proportional_bias_steps_by_the_relative_load_error_and_stops_at_balance():
+    router = PatchRouter(8, num_experts=4, top_k=1, bias_rate=0.5,
+                         bias_update='proportional').train()
+    with torch.no_grad():
+        router.mlp[-1].bias.copy_(torch.tensor([3.0, 0.0, 0.0, 0.0]))   # expert 0 takes all
+    content, centres = torch.randn(1, 8, 8), torch.rand(8, 2)
+    router(content, centres)
+    # Loads (8, 0, 0, 0), mean 2: errors (-6, 2, 2, 2) / 2, times the rate.
+    torch.testing.assert_close(router.selection_bias, torch.tensor([-1.5, 0.5, 0.5, 0.5]))
+    router.update_bias(torch.arange(4).repeat(2))                 # balanced: no step
+    torch.testing.assert_close(router.selection_bias, torch.tensor([-1.5, 0.5, 0.5, 0.5]))
+
+
 def test_renormalised_weights_stay_finite_when_the_bias_picks_improbable_experts():
     router = PatchRouter(8, num_experts=4, top_k=2).eval()
     with torch.no_grad():
