@@ -189,7 +189,7 @@ def test_logit_noise_is_added_in_training_only():
 
 
 def test_selection_bias_moves_towards_underloaded_experts_and_only_picks():
-    router = PatchRouter(8, num_experts=4, top_k=1, bias_rate=0.1).train()
+    router = PatchRouter(8, num_experts=4, top_k=1, bias_rate=0.1, bias_update='sign').train()
     with torch.no_grad():
         router.mlp[-1].bias.copy_(torch.tensor([3.0, 0.0, 0.0, 0.0]))   # expert 0 takes all
     content, centres = torch.randn(1, 6, 8), torch.rand(6, 2)
@@ -205,8 +205,7 @@ def test_selection_bias_moves_towards_underloaded_experts_and_only_picks():
 
 
 def test_proportional_bias_steps_by_the_relative_load_error_and_stops_at_balance():
-    router = PatchRouter(8, num_experts=4, top_k=1, bias_rate=0.5,
-                         bias_update='proportional').train()
+    router = PatchRouter(8, num_experts=4, top_k=1, bias_rate=0.5).train()   # proportional
     with torch.no_grad():
         router.mlp[-1].bias.copy_(torch.tensor([3.0, 0.0, 0.0, 0.0]))   # expert 0 takes all
     content, centres = torch.randn(1, 8, 8), torch.rand(8, 2)
