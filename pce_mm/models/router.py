@@ -101,10 +101,11 @@ class PatchRouter(BaseModule):
             :meth:`init_from_data` sets them (meant for the k-means init: without it the
             router stays soft).
         train_logit_bias: whether the last layer's per-expert bias ``b_i`` trains. It
-            moves every patch's logit for expert ``i`` alike: it carries no content, and
-            beside the selection bias the two can grow in opposite directions (measured on
-            the demo: docs/routing.md). ``False`` keeps the value the k-means init gives
-            it. The cosine router's bias never trains.
+            moves every patch's logit for expert ``i`` alike: it carries no content.
+            ``False`` keeps the value the k-means init gives it; tried on the demo against
+            the guess that it races the selection bias, which the measurement refuted
+            (docs/routing.md), so the default trains it. The cosine router's bias never
+            trains.
     """
 
     def __init__(self,
