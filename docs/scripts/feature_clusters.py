@@ -18,28 +18,26 @@ from pce_mm.analysis import normalized_mutual_info as nmi, patch_classes
 from pce_mm.analysis.routing import _centres_px
 from pce_mm.models import PCENet
 from pce_mm.models.dispatch import PatchGrid
+from pce_mm.models.router import balancing_bias
+from pce_mm.utils import adapt_to_cpu, merge_cli_options
 
 config, ckpt = sys.argv[1:3]
 seed = int(sys.argv[3]) if len(sys.argv) > 3 else 0
-cfg = Config.fromfile(config)
-cfg.merge_from_dict({'data_root': 'data/demo/VOCdevkit/',
-                     'test_dataloader.dataset.pipeline.1.scale': (320, 256)})
-cfg.test_dataloader.dataset.data_root = 'data/demo/VOCdevkit/'
+cfg = adapt_to_cpu(merge_cli_options(Config.fromfile(config), {
+    'data_root': 'data/demo/VOCdevkit/', 'test_dataloader.dataset.pipeline.1.scale': (320, 256)}))
 init_default_scope(cfg.get('default_scope', 'mmdet'))
 model = MODELS.build(cfg.model)
 load_checkpoint(model, ckpt, map_location='cpu', logger='silent')
 model.eval()
 backbone, pce = model.backbone, isinstance(model.backbone, PCENet)
 hidden = {}
-if pce:      # the router's hidden features of each stage's last block
+if pce:      # the router's hidden features of each stage's last block, from its own input
     def grab(stage):
-        def hook(block, args):
-            h = block.reduce(args[0])
-            grid = PatchGrid(h.shape[2], h.shape[3], block.patch_size)
-            hidden[stage] = block.router.hidden(grid.pool(h), grid.centres())
+        def hook(router, args):
+            hidden[stage] = router.hidden(*args)
         return hook
     for s in range(4):
-        backbone.stage_blocks(s)[-1].register_forward_pre_hook(grab(s))
+        backbone.stage_blocks(s)[-1].router.register_forward_pre_hook(grab(s))
 feats = {s: [] for s in range(4)}
 pixels = []
 hids = {s: [] for s in range(4)}
@@ -71,7 +69,7 @@ def matrix(y, labels):
 def cluster_nmi(x, y, standardise=True):
     """NMI of k-means (8) of x, the busiest cluster's share x 8, and the NMI of the
     balanced nearest-centroid rule (the clusters' loads levelled by a per-cluster bias,
-    fitted as PatchRouter.init_from_data fits it)."""
+    fitted as the switch's router init fits it)."""
     x = torch.cat(x).float()
     if standardise:                                 # every channel at unit scale
         x = (x - x.mean(0)) / (x.std(0) + 1e-6)
@@ -80,11 +78,7 @@ def cluster_nmi(x, y, standardise=True):
     mu = torch.from_numpy(km.cluster_centers_).float()
     base = x @ mu.t() - mu.square().sum(-1) / 2
     base = base / base.std()
-    beta = torch.zeros(8)
-    for i in range(400):
-        load = torch.bincount((base + beta).argmax(-1), minlength=8).float()
-        beta += 0.5 * (load.mean() - load).sign() / (1 + i / 10)
-    top1 = (base + beta).argmax(-1).numpy()
+    top1 = (base + balancing_bias(base, 1, steps=400)).argmax(-1).numpy()
     busiest = lambda l: np.bincount(l, minlength=8).max() / len(l) * 8
     return (f'{nmi(matrix(y, labels)):.3f} (busiest {busiest(labels):.1f}x), '
             f'balanced {nmi(matrix(y, top1)):.3f} ({busiest(top1):.1f}x)')
@@ -98,4 +92,5 @@ for s in range(4):
         row += [f'of the router hidden: {cluster_nmi(hids[s], y, False)}',
                 f'routing: {nmi(matrix(y, r)):.3f}']
     print(', '.join(row), flush=True)
-print(f'input pixels (RGB mean of each 32-pixel patch): {cluster_nmi(pixels, torch.cat(classes[0]).numpy())}')
+print('input pixels (RGB mean of each 32-pixel patch):',
+      cluster_nmi(pixels, torch.cat(classes[0]).numpy()))

@@ -66,6 +66,11 @@ def fused(h, grid, ex, idx, w, W, g, beta, tiles_first):
     out = out.view(b_, out_h, out_w, -1).permute(0, 3, 1, 2)
     return out[:, :, :grid.height, :grid.width]
 
+def stacked(ex):
+    """The experts' conv weights ``(e, c_out, 9c)``, norm weights and biases, stacked."""
+    return [torch.stack([t.detach() for t in ts]).requires_grad_() for ts in zip(
+        *[(e.conv.weight.flatten(1), e.norm.weight, e.norm.bias) for e in ex])]
+
 def med(fn):
     fn(); ts = []
     for _ in range(5):
@@ -74,9 +79,7 @@ def med(fn):
 
 for mod, h, grid, idx, w in caught[::3]:          # one block of each stage
     h = h.requires_grad_(); ex, halo = mod.experts, mod.experts.halo
-    W = torch.stack([e.conv.weight.flatten(1) for e in ex]).detach().requires_grad_()
-    g = torch.stack([e.norm.weight for e in ex]).detach().requires_grad_()
-    beta = torch.stack([e.norm.bias for e in ex]).detach().requires_grad_()
+    W, g, beta = stacked(ex)
     with torch.no_grad():
         ref = sparse_dispatch(h, grid, ex, idx, w, halo)
         err = [float((fused(h, grid, ex, idx, w, W, g, beta, t) - ref).abs().max())
@@ -93,9 +96,7 @@ if '--profile' in sys.argv:        # where the time goes, sparse vs fused A, pat
     from torch.profiler import profile
     for mod, h, grid, idx, w in (caught[0], caught[-1]):
         h = h.requires_grad_(); ex = mod.experts
-        W = torch.stack([e.conv.weight.flatten(1) for e in ex]).detach().requires_grad_()
-        g = torch.stack([e.norm.weight for e in ex]).detach().requires_grad_()
-        beta = torch.stack([e.norm.bias for e in ex]).detach().requires_grad_()
+        W, g, beta = stacked(ex)
         for name, fn in (('sparse', lambda: sparse_dispatch(h, grid, ex, idx, w, ex.halo)),
                          ('fused A', lambda: fused(h, grid, ex, idx, w, W, g, beta, False))):
             fn().sum().backward()

@@ -29,7 +29,7 @@ backbone.switch_to_routing(train[0])            # the switch as training runs it
 if batches > 1:                                 # then every router again from all batches
     blocks = [m for m in backbone.modules() if isinstance(m, PCEBlock)]
     hidden = {b: [] for b in blocks}
-    def grab(block, args):
+    def grab(block, args):      # phase 1 does not run the router: its input, as route() makes it
         h = block.reduce(args[0])
         grid = PatchGrid(h.shape[2], h.shape[3], block.patch_size)
         hidden[block].append(block.router.hidden(grid.pool(h), grid.centres()).flatten(0, 1))
@@ -42,10 +42,7 @@ if batches > 1:                                 # then every router again from a
         h.remove()
     g = torch.Generator().manual_seed(0)
     for block in blocks:
-        router = block.router
-        router.hidden = lambda content, centres: content    # the features are given
-        router.init_from_data(torch.cat(hidden[block])[None], None, generator=g)
-        del router.hidden
+        block.router.init_from_hidden(torch.cat(hidden[block]), generator=g)
 backbone.set_phase(2)
 loader = Runner.build_dataloader(cfg.test_dataloader)
 none = len(loader.dataset.metainfo['classes'])

@@ -15,7 +15,7 @@ from torch import nn
 
 from .position import fourier_features
 
-__all__ = ['Routing', 'PatchRouter', 'kmeans']
+__all__ = ['Routing', 'PatchRouter', 'kmeans', 'balancing_bias']
 
 WEIGHTINGS = ('renorm', 'softmax')
 BIAS_UPDATES = ('sign', 'proportional')
@@ -58,6 +58,19 @@ def kmeans(points: torch.Tensor, clusters: int, iters: int = 25,
             far = dist.min(1).values.topk(int(empty.sum())).indices
             centroids[empty] = points[far]
     return centroids
+
+
+def balancing_bias(scores: torch.Tensor, k: int, steps: int = 200) -> torch.Tensor:
+    """``(m, e)`` scores of unit scale -> ``(e,)`` bias with which every column gets its
+    share of the rows' top-``k`` choices: decaying sign steps, as loss-free balancing
+    takes them."""
+    e = scores.shape[-1]
+    beta = torch.zeros(e, device=scores.device)
+    for i in range(steps):
+        load = torch.bincount((scores + beta).topk(k, -1).indices.reshape(-1),
+                              minlength=e).float()
+        beta += 0.5 * (load.mean() - load).sign() / (1 + i / 10)
+    return beta
 
 
 class PatchRouter(BaseModule):
@@ -232,8 +245,16 @@ class PatchRouter(BaseModule):
         top-``k`` choices on these patches; ``s`` is bisected until the mean routing
         entropy is ``target_entropy`` times ``ln e``. Returns the fit's statistics.
         """
-        e, k = self.num_experts, self.top_k
         h = self.hidden(content.float(), centres).reshape(-1, self.mlp[-1].in_features)
+        return self.init_from_hidden(h, target_entropy, balance_steps, generator)
+
+    @torch.no_grad()
+    def init_from_hidden(self, h: torch.Tensor, target_entropy: float = 0.5,
+                         balance_steps: int = 200,
+                         generator: Optional[torch.Generator] = None) -> dict:
+        """:meth:`init_from_data` from ``(m, d)`` hidden features already computed (e.g.
+        gathered over several batches of different sizes)."""
+        e, k = self.num_experts, self.top_k
         if self.logit_type == 'cosine':
             h = F.normalize(h, dim=-1)
             mu = F.normalize(kmeans(h, e, generator=generator), dim=-1)
@@ -243,12 +264,7 @@ class PatchRouter(BaseModule):
             raw = h @ mu.t() - mu.square().sum(-1) / 2              # (m, e)
         unit = raw.std().clamp_min(1e-6)
         base = raw / unit
-        beta = torch.zeros(e, device=h.device)
-        step = 0.5                                  # base has unit std
-        for i in range(balance_steps):
-            load = torch.bincount((base + beta).topk(k, -1).indices.reshape(-1),
-                                  minlength=e).float()
-            beta += step * (load.mean() - load).sign() / (1 + i / 10)
+        beta = balancing_bias(base, k, balance_steps)
 
         def entropy(s: float) -> float:
             p = (s * (base + beta)).softmax(-1)

@@ -8,7 +8,7 @@ import torch
 
 from pce_mm.analysis.switch import switch_gap
 from pce_mm.models import PatchRouter, PCENet
-from pce_mm.models.router import kmeans
+from pce_mm.models.router import balancing_bias, kmeans
 
 SMALL = dict(PCENet.arch_settings['tiny'], depths=(1, 2, 1, 1))
 
@@ -125,6 +125,30 @@ def test_kmeans_finds_separated_clusters_and_refuses_too_few_points():
     assert sorted(round(float(c)) for c in centroids.mean(1)) == [-5, 0, 5]
     with pytest.raises(ValueError, match='at least num_experts'):
         kmeans(points[:2], 3)
+
+
+def test_router_init_from_hidden_features_of_several_batches():
+    # Batches of different grids cannot be stacked as content; their hidden features can.
+    torch.manual_seed(0)
+    router = PatchRouter(16, num_experts=8, top_k=2)
+    batches = [(torch.randn(2, n, 16), torch.rand(n, 2)) for n in (24, 40)]
+    hidden = torch.cat([router.hidden(c, p).flatten(0, 1) for c, p in batches])
+    twin = copy.deepcopy(router)
+    router.init_from_hidden(hidden, generator=torch.Generator().manual_seed(0))
+    twin.init_from_data(*batches[0], generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(router.mlp[-1].weight, twin.mlp[-1].weight)   # more data, other fit
+    same = copy.deepcopy(twin)
+    same.init_from_hidden(twin.hidden(*batches[0]).flatten(0, 1),
+                          generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(same.state_dict(), twin.state_dict())
+
+
+def test_balancing_bias_gives_every_column_its_share_of_the_top_k():
+    scores = torch.randn(800, 4) + torch.tensor([3.0, 1.0, 0.0, -2.0])   # column 0 leads
+    for k in (1, 2):
+        load = torch.bincount((scores + balancing_bias(scores, k)).topk(k, -1).indices
+                              .reshape(-1), minlength=4)
+        assert load.max() / load.float().mean() < 1.1
 
 
 def test_switch_runs_once_and_the_checkpoint_records_it():
