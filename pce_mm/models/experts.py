@@ -17,10 +17,11 @@ class Expert(BaseModule):
     attribute names (``conv``, the norm's own name such as ``bn``, ``activate``) and init,
     with two cases of its own, explicit for every conv and norm type:
 
-    - Tiles whose output is at most ``max_matmul_output`` pixels a side (patches of 2 and 1
-      pixels, stages 3-4 of the presets) are convolved as one matrix product over their
+    - Tiles whose output is at most ``max_matmul_output`` pixels a side (patches of 1
+      pixel, stage 4 of the presets) are convolved as one matrix product over their
       ``k x k`` neighbourhoods when the conv is a plain ``nn.Conv2d`` (faster than a
-      convolution of tiny tiles on CPU: docs/performance.md); other conv types convolve.
+      convolution of tiny tiles on CPU; at 2x2 outputs oneDNN's convolution of
+      channels-last tiles is the faster: docs/performance.md); other conv types convolve.
     - Routing can hand an expert a batch of one 1x1 patch. A batch norm (BN, or SyncBN
       within one process) cannot estimate statistics from one value per channel and refuses
       to: such a batch is normalised with the running statistics instead, and leaves them
@@ -28,7 +29,7 @@ class Expert(BaseModule):
       process, and skipping its collective on one would hang the others); GroupNorm and
       LayerNorm normalise one pixel as they normalise any.
     """
-    max_matmul_output = 2
+    max_matmul_output = 1
 
     def __init__(self,
                  in_channels: int,
@@ -86,22 +87,27 @@ class Expert(BaseModule):
         return norm(y)
 
     def _conv_as_matmul(self, x: torch.Tensor) -> torch.Tensor:
-        """``(n, c, q, q) -> (n, c_out, p, p)`` by one matrix product of the neighbourhoods,
-        flattened in the weight's own ``(c, ky, kx)`` order (the copy is of activations,
-        never of the weight); the output is a channels-last view, like oneDNN's output for
-        channels-last tiles."""
+        """``(n, c, q, q) -> (n, c_out, p, p)`` by one matrix product of the neighbourhoods.
+
+        The neighbourhoods are flattened in ``(ky, kx, c)`` order, the tiles' own
+        channels-last order: a 1x1 output's tile is its own row (a view, no copy) and larger
+        ones copy runs of ``c`` contiguous values, where ``(c, ky, kx)`` order read every
+        value ``c`` apart (1.3-1.7x slower forward, docs/performance.md); the weight, far
+        smaller than the tiles, is permuted to match. The output is a channels-last view,
+        like oneDNN's output for channels-last tiles."""
         conv = self.conv
         n, c, q, _ = x.shape
         k = conv.kernel_size[0]
         p = q - k + 1                                                  # output side
+        tiles = x.permute(0, 2, 3, 1)                                  # (n, q, q, c)
         if p == 1:                                  # the tile is its own neighbourhood
-            cols = x.reshape(n, c * k * k)
+            cols = tiles.reshape(n, k * k * c)
         else:
-            cols = x.permute(0, 2, 3, 1).unfold(1, k, 1).unfold(2, k, 1)   # (n,p,p,c,k,k)
-            cols = cols.reshape(n * p * p, c * k * k)
-        y = F.linear(cols, conv.weight.flatten(1), conv.bias)         # (n * p * p, c_out)
+            cols = tiles.unfold(1, k, 1).unfold(2, k, 1)                # (n, p, p, c, k, k)
+            cols = cols.permute(0, 1, 2, 4, 5, 3).reshape(n * p * p, k * k * c)
+        weight = conv.weight.permute(0, 2, 3, 1).reshape(conv.out_channels, k * k * c)
+        y = F.linear(cols, weight, conv.bias)                          # (n * p * p, c_out)
         return y.view(n, p, p, conv.out_channels).permute(0, 3, 1, 2)
-
 
 
 def _syncs_across_processes(norm: nn.Module) -> bool:

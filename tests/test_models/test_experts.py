@@ -20,15 +20,26 @@ def expert(norm: str) -> Expert:
 
 
 @pytest.mark.parametrize('norm', list(NORMS))
-@pytest.mark.parametrize('side', [3, 4, 5])                  # outputs 1x1, 2x2 (matmul), 3x3
-def test_expert_is_conv_norm_act_in_both_modes(norm, side):
+@pytest.mark.parametrize('side', [3, 4, 5])                  # outputs 1x1, 2x2, 3x3
+@pytest.mark.parametrize('channels_last', [False, True])     # the dispatch's tiles: True
+def test_expert_is_conv_norm_act_in_both_modes(norm, side, channels_last):
     module = expert(norm)
     assert module.matmul
+    module.max_matmul_output = 2                  # the matrix product at 2x2 outputs too
     x = torch.randn(6, 8, side, side, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
     for mode in (True, False):
         module.train(mode)
-        conv = F.conv2d(x, module.conv.weight)
-        torch.testing.assert_close(module(x), F.relu(module.norm(conv)))
+        grads = []
+        for fn in (module, lambda t: F.relu(module.norm(F.conv2d(t, module.conv.weight)))):
+            x.grad = module.conv.weight.grad = None
+            out = fn(x)
+            torch.manual_seed(1)
+            out.backward(torch.randn(out.shape, dtype=out.dtype))
+            grads.append((out, x.grad, module.conv.weight.grad))
+        torch.testing.assert_close(grads[0], grads[1])      # values and gradients
 
 
 @pytest.mark.parametrize('norm', list(NORMS))
