@@ -92,7 +92,7 @@ class Expert(BaseModule):
         The neighbourhoods are flattened in ``(ky, kx, c)`` order, the tiles' own
         channels-last order: a 1x1 output's tile is its own row (a view, no copy) and larger
         ones copy runs of ``c`` contiguous values, where ``(c, ky, kx)`` order read every
-        value ``c`` apart (1.3-1.7x slower forward, docs/performance.md); the weight, far
+        value ``c`` apart (up to 1.7x slower forward, docs/performance.md); the weight, far
         smaller than the tiles, is permuted to match. The output is a channels-last view,
         like oneDNN's output for channels-last tiles."""
         conv = self.conv
