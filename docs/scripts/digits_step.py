@@ -14,8 +14,7 @@ route them (the training step's learning rate is 0, so every repeat sees the sam
 weights). ``--profile`` prints the PyTorch profiler's operators by self time for each.
 """
 import argparse
-import statistics
-import time
+import sys
 
 import torch
 from mmengine.config import Config
@@ -26,6 +25,9 @@ from mmpretrain.structures import DataSample
 from torch.profiler import profile
 
 import pce_mm  # noqa: F401  (registration)
+
+sys.path.insert(0, 'tools/analysis')
+from benchmark import median_time  # noqa: E402
 
 parser = argparse.ArgumentParser()
 parser.add_argument('models', nargs='+', choices=['resnet', 'pce1', 'pce2'])
@@ -40,7 +42,8 @@ if args.checkpoint:
     cfg = Config.fromfile('configs/pce_digits.py')
     test_digits = DATASETS.build(cfg.val_dataloader.dataset)
     batch = pseudo_collate([test_digits[i] for i in range(128)])
-    data = MODELS.build(cfg.model).data_preprocessor(batch, False)
+    # The config's top-level data_preprocessor (mean, std), as the Runner merges it.
+    data = MODELS.build(dict(type='ClsDataPreprocessor', **cfg.data_preprocessor))(batch, False)
     images128, samples = data['inputs'], data['data_samples'][:64]
 images64 = images128[:64]
 
@@ -50,21 +53,15 @@ def build(name):
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
-    if name != 'resnet' and args.checkpoint:
-        load_checkpoint(model, args.checkpoint, map_location='cpu', logger='silent')
     if name != 'resnet':
+        if args.checkpoint:
+            load_checkpoint(model, args.checkpoint, map_location='cpu', logger='silent')
         model.backbone.set_phase(1 if name == 'pce1' else 2)
     return model
 
 
 def median(fn):
-    fn()
-    times = []
-    for _ in range(args.reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_time(fn, 'cpu', warmup=1, repeats=args.reps)
 
 
 for name in args.models:
