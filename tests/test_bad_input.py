@@ -45,6 +45,7 @@ BAD_SETTINGS = [
     (PCENet, dict(TINY, switch_cfg=dict(router='kmeans')), KeyError, 'switch_cfg'),
     (PCENet, dict(TINY, switch_cfg=dict(router_init='pca')), ValueError, 'router_init'),
     (PCENet, dict(TINY, switch_cfg=dict(target_entropy=1.5)), ValueError, 'target_entropy'),
+    (PCENet, dict(TINY, switch_cfg=dict(init_batches=0)), ValueError, 'init_batches'),
     (PCENet, dict(TINY, switch_cfg=dict(tie_noise=-0.1)), ValueError, 'tie_noise'),
     (PCENet, dict(TINY, router_cfg=dict(weighting='sum')), ValueError, 'weighting'),
     (PCENet, dict(TINY, router_cfg=dict(logit_type='dot')), ValueError, 'logit_type'),

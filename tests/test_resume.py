@@ -1,6 +1,7 @@
 """A training process killed by a signal and resumed with --resume continues in the right
-phase, from the same optimizer, scheduler and data position: on CPU with a fixed seed, its
-losses and final weights equal those of an unbroken run."""
+phase, from the same optimizer, scheduler, data position and router init points (phase 1's
+last batches, kept for the switch): on CPU with a fixed seed, its losses and final weights
+equal those of an unbroken run."""
 import glob
 import os
 import os.path as osp
@@ -16,7 +17,7 @@ from helpers import REPO, narrow_pce_mnist
 
 from pce_mm.datasets.synthetic import write_mnist
 
-MAX_ITERS, WARMUP_ITERS = 16, 6
+MAX_ITERS, WARMUP_ITERS, INIT_BATCHES = 16, 6, 4
 
 
 @pytest.fixture(scope='module')
@@ -38,7 +39,7 @@ default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(by_epoch=False, interval=2, max_keep_ckpts=-1))
 log_processor = dict(by_epoch=False, window_size=1)
 randomness = dict(seed=0, deterministic=True)
-''', warmup_iters=WARMUP_ITERS)
+''', warmup_iters=WARMUP_ITERS, switch_cfg=dict(init_batches=INIT_BATCHES))
     env = dict(os.environ, OMP_NUM_THREADS='1')
     return config, env
 
@@ -85,12 +86,18 @@ def unbroken(setup, tmp_path_factory):
     work = str(tmp_path_factory.mktemp('unbroken'))
     log = train(config, work, env)
     assert log.count('switched to routing at epoch 1, iteration 7') == 1
+    # The routers keep the points of iterations 4-6 (the switch's batch, iteration 7, is the
+    # fourth) in the checkpoints, and drop them at the switch.
+    points = {it: torch.load(osp.join(work, f'iter_{it}.pth'), weights_only=False)[
+        'state_dict']['backbone.layer2.1.router._extra_state'].shape[0] for it in (2, 4, 6, 8)}
+    per_batch = points[4]
+    assert per_batch > 0 and points == {2: 0, 4: per_batch, 6: 3 * per_batch, 8: 0}
     return losses(log), torch.load(osp.join(work, f'iter_{MAX_ITERS}.pth'),
                                    weights_only=False)['state_dict']
 
 
 @pytest.mark.parametrize('kill_after, resumed_phase', [
-    (2, 'phase 1 (expert warm-up'),                  # killed inside the warm-up
+    (4, 'phase 1 (expert warm-up'),      # killed inside the warm-up, with router points
     (WARMUP_ITERS + 2, 'phase 2 (router and deformable'),  # just after the switch
 ])
 def test_killed_run_resumes_in_phase_and_matches_the_unbroken_run(

@@ -117,13 +117,20 @@ class PCEBlock(BaseModule):
         return self.router(grid.pool(h), grid.centres(h.device))
 
     def init_router(self, x: torch.Tensor, target_entropy: float = 0.5,
-                    generator: Optional[torch.Generator] = None) -> dict:
-        """Sets the router from the patches of this block's input ``x`` (see
-        :meth:`PatchRouter.init_from_data`); returns the fit's statistics."""
-        h = self.reduce(x)
+                    generator: Optional[torch.Generator] = None,
+                    max_points: int = 8192) -> dict:
+        """Sets the router from the patches of this block's input ``x`` (``max_points`` of
+        them at most) and those it kept from earlier batches (see
+        :meth:`PatchRouter.init_from_data` and :meth:`PatchRouter.collect`); returns the
+        fit's statistics."""
+        self.collect_router_points(self.reduce(x), max_points)
+        return self.router.init_from_collected(target_entropy, generator=generator)
+
+    def collect_router_points(self, h: torch.Tensor, max_points: int) -> None:
+        """Keeps the router's hidden features of the patches of ``h`` (the reduced map) for
+        the switch's init."""
         grid = PatchGrid(h.shape[2], h.shape[3], self.patch_size)
-        return self.router.init_from_data(grid.pool(h), grid.centres(h.device),
-                                          target_entropy, generator=generator)
+        self.router.collect(grid.pool(h.detach()), grid.centres(h.device), max_points)
 
     def warmup_experts_output(self, h: torch.Tensor, grid: PatchGrid) -> torch.Tensor:
         """Phase 1's expert output: ``(b, ce, h, w)``, no router."""
@@ -156,14 +163,17 @@ class PCEBlock(BaseModule):
         weight = 1.0 / indices.shape[-1] if self.warmup_combine == 'mean' else 1.0
         return dispatch, indices, torch.full(indices.shape, weight, device=device)
 
-    def forward(self, x: torch.Tensor, warmup: bool = False,
-                ramp: float = 1.0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, warmup: bool = False, ramp: float = 1.0,
+                collect: int = 0) -> torch.Tensor:
         """``warmup``: phase 1, experts without router (see ``warmup_experts``) and no
         context. Otherwise the routing is kept in ``last_routing`` for the losses, and a
         ``ramp`` below 1 mixes the routed expert output with phase 1's combination (right
-        after the switch)."""
+        after the switch). ``collect``: keep the router's hidden features of that many of
+        this batch's patches for the switch's init (phase 1's last batches)."""
         h = self.reduce(x)                                          # (b, ce, h, w)
         grid = PatchGrid(h.shape[2], h.shape[3], self.patch_size)
+        if collect:
+            self.collect_router_points(h, collect)
         self.last_grid = grid
         routing = None if warmup else self.route(h, grid)
         self.last_routing = routing

@@ -28,6 +28,10 @@ __all__ = ['PCENet']
 ARCH_KEYS = ('stem', 'stem_channels', 'channels', 'expert_channels', 'depths', 'strides',
              'patch_sizes', 'stage_with_context')
 CONTEXT_PLACES = ('stage', 'block', 'none')
+# Patches each router's k-means init at the switch draws on at most (over all its batches):
+# the points stay in the checkpoint until the switch (64 hidden features each, 2 MiB a
+# router) and k-means of them takes well under a second.
+INIT_POINTS = 8192
 
 
 @MODELS.register_module()
@@ -62,7 +66,10 @@ class PCENet(BaseModule):
             the model trained in phase 1, recorded in the checkpoint (never run twice):
             ``router_init`` (``'kmeans'``: each router is set from the hidden features of
             that batch's patches, see :meth:`PatchRouter.init_from_data`; ``None``: keep
-            its init), ``target_entropy`` (the k-means router's mean routing entropy over
+            its init), ``init_batches`` (the k-means draws on the patches of the switch's
+            batch and of the ``init_batches - 1`` training batches before it, at most
+            ``INIT_POINTS`` in all: the routers keep those batches' hidden features, in
+            the checkpoint too, until the switch), ``target_entropy`` (the k-means router's mean routing entropy over
             ``ln E``), ``tie_noise`` (relative noise on the tied copies) and
             ``expert_norm``: from the switch on, the experts' norm layers normalise with
             their ``'batch'`` statistics (each expert over the patches routed to it) or
@@ -218,7 +225,7 @@ class PCENet(BaseModule):
 
     @staticmethod
     def _check_switch_cfg(cfg: Optional[dict]) -> dict:
-        out = dict(router_init='kmeans', target_entropy=0.5, tie_noise=0.0,
+        out = dict(router_init='kmeans', init_batches=1, target_entropy=0.5, tie_noise=0.0,
                    expert_norm='batch', router_train='all')
         unknown = set(cfg or {}) - set(out)
         if unknown:
@@ -228,6 +235,9 @@ class PCENet(BaseModule):
         if out['router_init'] not in ('kmeans', None):
             raise ValueError(f"switch_cfg router_init must be 'kmeans' or None, "
                              f"got {out['router_init']!r}")
+        if not isinstance(out['init_batches'], int) or out['init_batches'] < 1:
+            raise ValueError(f"switch_cfg init_batches must be an int >= 1, "
+                             f"got {out['init_batches']!r}")
         if not 0 < out['target_entropy'] < 1:
             raise ValueError(f"switch_cfg target_entropy must be in (0, 1), "
                              f"got {out['target_entropy']}")
@@ -387,7 +397,7 @@ class PCENet(BaseModule):
                     for module in getattr(self, name):
                         if isinstance(module, PCEBlock):
                             fit = module.init_router(x, self.switch_cfg['target_entropy'],
-                                                     generator)
+                                                     generator, self._points_per_batch())
                             stats.setdefault(i + 1, []).append(fit)
                             x = module(x, warmup=True)
                         else:
@@ -422,12 +432,14 @@ class PCENet(BaseModule):
         if self.training:
             self.last_phase = phase
         warmup = phase == WARMUP
+        collect = self._points_to_collect(warmup)
         x = self.stem(x)
         stem_finite = torch.isfinite(x).all() if self.check_finite else None
         outs = []
         for i, name in enumerate(self.res_layers):
             for module in getattr(self, name):
-                x = module(x, warmup, ramp) if isinstance(module, PCEBlock) else module(x)
+                x = (module(x, warmup, ramp, collect) if isinstance(module, PCEBlock)
+                     else module(x))
             if i in self.out_indices:
                 # The routed path leaves maps in channels-last memory; necks and heads may
                 # not read strides (mmcv's CPU RoIAlign took such a map as NCHW: garbage).
@@ -442,6 +454,24 @@ class PCENet(BaseModule):
             if aux_loss is not None:
                 outs[-1] = AttachAuxLoss.apply(outs[-1], aux_loss, self._aux_grad_scale())
         return tuple(outs)
+
+    def _points_per_batch(self) -> int:
+        """Patches a batch gives each router's k-means init at most: ``INIT_POINTS`` over
+        all ``init_batches``."""
+        return INIT_POINTS // self.switch_cfg['init_batches']
+
+    def _points_to_collect(self, warmup: bool) -> int:
+        """In phase 1's last ``init_batches - 1`` training batches before the switch, how
+        many patches each router keeps for its k-means init (the switch's batch is the
+        last); 0 elsewhere, and outside a Runner's train loop, where the switch iteration
+        is unknown."""
+        cfg = self.switch_cfg
+        if not (warmup and self.training and cfg['init_batches'] > 1
+                and cfg['router_init'] == 'kmeans' and not self.switched):
+            return 0
+        left = self.schedule.iters_to_switch()
+        return self._points_per_batch() if left is not None and 0 < left < cfg['init_batches'] \
+            else 0
 
     def _raise_if_not_finite(self, stem_finite: torch.Tensor) -> None:
         """Stops at the first block whose router or experts produced NaN/inf, naming it:

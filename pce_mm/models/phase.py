@@ -87,18 +87,28 @@ class TwoPhaseSchedule:
         ``ramp_iters`` iterations after the switch (the rest is phase 1's combination);
         1 outside a Runner's loops or when the phase is forced.
 
-        The switch iteration follows from the settings and the loop's length
-        (``warmup_epochs * max_iters / max_epochs``), so a resumed run ramps on where it
-        stopped.
+        The switch iteration follows from the settings and the loop's length (see
+        :meth:`iters_to_switch`), so a resumed run ramps on where it stopped.
         """
         info = _progress()
         if self.forced is not None or not self.ramp_iters or info is None:
             return 1.0
+        return min(1.0, max(info['iter'] - self._switch_iter(info) + 1, 0) / self.ramp_iters)
+
+    def iters_to_switch(self) -> Optional[int]:
+        """Training iterations left before the first routed one (0 at it, negative after),
+        inside a Runner's train loop; ``None`` outside it or when the phase is forced."""
+        info = _progress()
+        if self.forced is not None or info is None or info['loop_stage'] != 'train':
+            return None
+        return self._switch_iter(info) - info['iter']
+
+    def _switch_iter(self, info: dict) -> int:
+        """The first routed iteration, from the settings and the loop's length
+        (``warmup_epochs * max_iters / max_epochs``)."""
         if self.warmup_iters is not None:
-            switch = self.warmup_iters
-        else:
-            switch = self.warmup_epochs * info['max_iters'] // max(info['max_epochs'], 1)
-        return min(1.0, max(info['iter'] - switch + 1, 0) / self.ramp_iters)
+            return self.warmup_iters
+        return self.warmup_epochs * info['max_iters'] // max(info['max_epochs'], 1)
 
     @staticmethod
     def where() -> str:

@@ -5,7 +5,7 @@ content channels, ``f`` position features, ``d`` hidden channels, ``e`` experts,
 experts kept per patch.
 """
 import math
-from typing import NamedTuple, Optional
+from typing import List, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -166,6 +166,10 @@ class PatchRouter(BaseModule):
         # Set by the backbone after a k-means init (switch_cfg.router_train='centroids'):
         # the logits' gradient stops at the hidden features.
         self.fixed_hidden = False
+        # Hidden features of phase 1's last batches, kept for the switch's k-means init
+        # (collect, init_from_collected); in the checkpoint (extra state), so a run resumed
+        # before the switch initialises from the same points.
+        self.init_points: List[torch.Tensor] = []
         # Small logits at the start: routing begins close to uniform, so every expert gets
         # patches (and gradient) before the router has learnt anything.
         nn.init.normal_(self.mlp[-1].weight, std=0.01)
@@ -229,6 +233,45 @@ class PatchRouter(BaseModule):
         error = load.mean() - load
         step = error.sign() if self.bias_update == 'sign' else error / load.mean()
         self.selection_bias += self.bias_rate * step
+
+    def get_extra_state(self) -> torch.Tensor:
+        """The points :meth:`collect` kept, ``(m, d)`` (``m = 0`` outside phase 1's last
+        batches)."""
+        if self.init_points:
+            return torch.cat(self.init_points)
+        return self.mlp[-1].weight.new_empty(0, self.mlp[-1].in_features)
+
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        self.init_points = [state] if state.numel() else []
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # Checkpoints written before the router kept points have no extra state.
+        state_dict.setdefault(prefix + '_extra_state', self.get_extra_state()[:0])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @torch.no_grad()
+    def collect(self, content: torch.Tensor, centres: torch.Tensor, max_points: int) -> None:
+        """Keeps the hidden features of the patches of ``content`` (``(b, n, c)``; a random
+        ``max_points`` of them when there are more) for :meth:`init_from_collected`."""
+        h = self.hidden(content.float(), centres).flatten(0, 1)
+        if h.shape[0] > max_points:
+            # Seeded by the points already kept: a resumed run keeps the same ones.
+            seed = sum(p.shape[0] for p in self.init_points)
+            pick = torch.randperm(h.shape[0], generator=torch.Generator().manual_seed(seed))
+            h = h[pick[:max_points].to(h.device)]
+        self.init_points.append(h)
+
+    @torch.no_grad()
+    def init_from_collected(self, target_entropy: float = 0.5, balance_steps: int = 200,
+                            generator: Optional[torch.Generator] = None) -> dict:
+        """:meth:`init_from_data` from every point :meth:`collect` kept, which it then
+        drops."""
+        if not self.init_points:
+            raise RuntimeError('PatchRouter.init_from_collected: no points were collected')
+        device = self.mlp[-1].weight.device
+        h = torch.cat([p.to(device) for p in self.init_points])
+        self.init_points = []
+        return self.init_from_hidden(h, target_entropy, balance_steps, generator)
 
     @torch.no_grad()
     def init_from_data(self, content: torch.Tensor, centres: torch.Tensor,

@@ -143,6 +143,29 @@ def test_router_init_from_hidden_features_of_several_batches():
     torch.testing.assert_close(same.state_dict(), twin.state_dict())
 
 
+def test_collected_points_init_the_router_once_and_travel_in_its_state_dict():
+    torch.manual_seed(0)
+    router = PatchRouter(16, num_experts=8, top_k=2)
+    batches = [(torch.randn(2, n, 16), torch.rand(n, 2)) for n in (24, 40)]
+    for content, centres in batches:
+        router.collect(content, centres, max_points=30)              # keeps 30 of 80
+    assert [p.shape[0] for p in router.init_points] == [30, 30]
+    restored = PatchRouter(16, num_experts=8, top_k=2)
+    restored.load_state_dict(router.state_dict())
+    points = torch.cat(router.init_points)
+    torch.testing.assert_close(torch.cat(restored.init_points), points)
+    twin = copy.deepcopy(router)
+    router.init_from_collected(generator=torch.Generator().manual_seed(0))
+    twin.init_from_hidden(points, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(router.mlp[-1].weight, twin.mlp[-1].weight)
+    assert router.init_points == [] and router.state_dict()['_extra_state'].shape == (0, 64)
+    with pytest.raises(RuntimeError, match='no points'):
+        router.init_from_collected()
+    old = {k: v for k, v in router.state_dict().items() if k != '_extra_state'}
+    restored.load_state_dict(old)             # written before routers kept points: loads
+    assert restored.init_points == []
+
+
 def test_balancing_bias_gives_every_column_its_share_of_the_top_k():
     scores = torch.randn(800, 4) + torch.tensor([3.0, 1.0, 0.0, -2.0])   # column 0 leads
     for k in (1, 2):
