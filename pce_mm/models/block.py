@@ -116,9 +116,8 @@ class PCEBlock(BaseModule):
         """Routing of every patch of ``h`` (``(b, ce, h, w)``) on ``grid``."""
         return self.router(grid.pool(h), grid.centres(h.device))
 
-    def init_router(self, x: torch.Tensor, target_entropy: float = 0.5,
-                    generator: Optional[torch.Generator] = None,
-                    max_points: int = 8192) -> dict:
+    def init_router(self, x: torch.Tensor, max_points: int, target_entropy: float = 0.5,
+                    generator: Optional[torch.Generator] = None) -> dict:
         """Sets the router from the patches of this block's input ``x`` (``max_points`` of
         them at most) and those it kept from earlier batches (see
         :meth:`PatchRouter.init_from_data` and :meth:`PatchRouter.collect`); returns the

@@ -69,8 +69,8 @@ class PCENet(BaseModule):
             its init), ``init_batches`` (the k-means draws on the patches of the switch's
             batch and of the ``init_batches - 1`` training batches before it, at most
             ``INIT_POINTS`` in all: the routers keep those batches' hidden features, in
-            the checkpoint too, until the switch), ``target_entropy`` (the k-means router's mean routing entropy over
-            ``ln E``), ``tie_noise`` (relative noise on the tied copies) and
+            the checkpoint too, until the switch), ``target_entropy`` (the k-means
+            router's mean routing entropy over ``ln E``), ``tie_noise`` (relative noise on the tied copies) and
             ``expert_norm``: from the switch on, the experts' norm layers normalise with
             their ``'batch'`` statistics (each expert over the patches routed to it) or
             keep the ``'running'`` statistics of phase 1 (a fixed per-channel affine;
@@ -396,8 +396,9 @@ class PCENet(BaseModule):
                 for i, name in enumerate(self.res_layers):
                     for module in getattr(self, name):
                         if isinstance(module, PCEBlock):
-                            fit = module.init_router(x, self.switch_cfg['target_entropy'],
-                                                     generator, self._points_per_batch())
+                            fit = module.init_router(x, self._points_per_batch(),
+                                                     self.switch_cfg['target_entropy'],
+                                                     generator)
                             stats.setdefault(i + 1, []).append(fit)
                             x = module(x, warmup=True)
                         else:
@@ -470,8 +471,9 @@ class PCENet(BaseModule):
                 and cfg['router_init'] == 'kmeans' and not self.switched):
             return 0
         left = self.schedule.iters_to_switch()
-        return self._points_per_batch() if left is not None and 0 < left < cfg['init_batches'] \
-            else 0
+        if left is None or not 0 < left < cfg['init_batches']:
+            return 0
+        return self._points_per_batch()
 
     def _raise_if_not_finite(self, stem_finite: torch.Tensor) -> None:
         """Stops at the first block whose router or experts produced NaN/inf, naming it:

@@ -253,7 +253,8 @@ class PatchRouter(BaseModule):
     def collect(self, content: torch.Tensor, centres: torch.Tensor, max_points: int) -> None:
         """Keeps the hidden features of the patches of ``content`` (``(b, n, c)``; a random
         ``max_points`` of them when there are more) for :meth:`init_from_collected`."""
-        h = self.hidden(content.float(), centres).flatten(0, 1)
+        # float32 under autocast too: the switch fits k-means in float32.
+        h = self.hidden(content.float(), centres).flatten(0, 1).float()
         if h.shape[0] > max_points:
             # Seeded by the points already kept: a resumed run keeps the same ones.
             seed = sum(p.shape[0] for p in self.init_points)
