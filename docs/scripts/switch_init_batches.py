@@ -1,6 +1,8 @@
 """Routing NMI on the demo's 40 test images right after the switch (no routed training),
 with the routers set by k-means of the hidden features of 1 training batch (what the
-switch does) or of N. docs/routing.md, "Sixth session". From the repository root:
+switch does; with the points a checkpoint of a `switch_cfg.init_batches` run carries) or of
+N at the checkpoint's weights. docs/routing.md, "Sixth session" and "Eighth session". From
+the repository root:
 
     python docs/scripts/switch_init_batches.py work_dirs/demo/pce_s0/epoch_1.pth N
 """
