@@ -59,8 +59,11 @@ class PatchGrid:
     def pool(self, x: torch.Tensor) -> torch.Tensor:
         """``(b, c, h, w) -> (b, n, c)``: the mean of each patch's pixels inside the map."""
         p = self.patch
-        padded = F.pad(x, (0, self.cols * p - self.width, 0, self.rows * p - self.height))
-        sums = F.avg_pool2d(padded, p) * (p * p)                    # (b, c, gh, gw)
+        b, c = x.shape[:2]
+        pad_w, pad_h = self.cols * p - self.width, self.rows * p - self.height
+        padded = F.pad(x, (0, pad_w, 0, pad_h)) if pad_w or pad_h else x
+        # A sum over a view, not avg_pool2d, whose backward keeps a copy of the map.
+        sums = padded.reshape(b, c, self.rows, p, self.cols, p).sum((3, 5))   # (b, c, gh, gw)
         ext_y = self._valid_extent(self.height, self.rows, x.device)
         ext_x = self._valid_extent(self.width, self.cols, x.device)
         counts = (ext_y[:, None] * ext_x[None, :]).to(x.dtype)     # (gh, gw)
@@ -125,18 +128,50 @@ def sparse_dispatch(x: torch.Tensor, grid: PatchGrid, experts: Sequence[nn.Modul
     # calls in step across ranks.
     # Split and concatenate in channels-last order, where the pieces (and, backwards, their
     # gradients) are plain memory blocks; each expert sees an NCHW view of its tiles.
-    outputs = torch.cat([expert(chunk.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-                         for expert, chunk in zip(experts, tiles.split(counts))])
+    # Each expert's output is weighted before the concatenation: the product then keeps the
+    # expert's own output for backward (which its activation keeps already), not a
+    # concatenated copy of all of them.
+    weights = weights.reshape(-1)[order]
+    outputs = torch.cat([_weighted(expert(chunk.permute(0, 3, 1, 2)).permute(0, 2, 3, 1), w)
+                         for expert, chunk, w in zip(experts, tiles.split(counts),
+                                                     weights.split(counts))])
     c_out = outputs.shape[-1]                                      # (m, p, p, c_out)
-    outputs = outputs * weights.reshape(-1)[order].view(-1, 1, 1, 1).to(outputs.dtype)
 
     out_h, out_w = grid.rows * p, grid.cols * p
     cells = _cell_pixels(grid.rows, grid.cols, p, p, out_w, x.device)
     out_rows = (image * (out_h * out_w))[:, None] + cells[cell]    # (m, p * p)
-    combined = outputs.new_zeros(b * out_h * out_w, c_out)
-    combined.index_add_(0, out_rows.reshape(-1), outputs.reshape(-1, c_out))
+    combined = add_rows(outputs.reshape(-1, c_out), out_rows.reshape(-1), b * out_h * out_w)
     combined = combined.view(b, out_h, out_w, c_out).permute(0, 3, 1, 2)
     return combined[:, :, :grid.height, :grid.width]
+
+
+def _weighted(y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``(n, p, p, c)`` outputs times their ``(n,)`` weights."""
+    return y * weights.view(-1, 1, 1, 1).to(y.dtype)
+
+
+class _AddRows(torch.autograd.Function):
+    """``out[index[i]] += source[i]`` into ``rows`` zero rows. ``Tensor.index_add_`` keeps
+    ``source`` for its backward, which needs only its shape: ``k`` times the block's output
+    map, saved for nothing. This keeps only ``index``."""
+
+    @staticmethod
+    def forward(ctx, source: torch.Tensor, index: torch.Tensor, rows: int) -> torch.Tensor:
+        ctx.save_for_backward(index)
+        return source.new_zeros(rows, source.shape[1]).index_add_(0, index, source)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple:
+        index, = ctx.saved_tensors
+        return grad.index_select(0, index), None, None
+
+
+def add_rows(source: torch.Tensor, index: torch.Tensor, rows: int) -> torch.Tensor:
+    """``(rows, c)`` zeros with each row ``source[i]`` added at ``index[i]``."""
+    if torch.is_grad_enabled() and source.requires_grad and not torch.jit.is_tracing():
+        return _AddRows.apply(source, index, rows)
+    return source.new_zeros(rows, source.shape[1]).index_add_(0, index, source)
 
 
 def dense_dispatch(x: torch.Tensor, grid: PatchGrid, experts: Sequence[nn.Module],

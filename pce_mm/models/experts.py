@@ -105,9 +105,47 @@ class Expert(BaseModule):
         else:
             cols = tiles.unfold(1, k, 1).unfold(2, k, 1)                # (n, p, p, c, k, k)
             cols = cols.permute(0, 1, 2, 4, 5, 3).reshape(n * p * p, k * k * c)
-        weight = conv.weight.permute(0, 2, 3, 1).reshape(conv.out_channels, k * k * c)
-        y = F.linear(cols, weight, conv.bias)                          # (n * p * p, c_out)
+        if (torch.is_grad_enabled() and not torch.jit.is_tracing()
+                and not torch.is_autocast_enabled(x.device.type)):
+            y = _NeighbourhoodLinear.apply(cols, conv.weight, conv.bias)
+        else:
+            y = F.linear(cols, _flat_weight(conv.weight), conv.bias)  # (n * p * p, c_out)
         return y.view(n, p, p, conv.out_channels).permute(0, 3, 1, 2)
+
+
+def _flat_weight(weight: torch.Tensor) -> torch.Tensor:
+    """``(c_out, c, k, k) -> (c_out, k * k * c)``: a conv weight in the columns' order."""
+    return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)
+
+
+class _NeighbourhoodLinear(torch.autograd.Function):
+    """``F.linear(cols, _flat_weight(weight), bias)`` that keeps the weight itself for
+    backward and flattens it again there: ``F.linear`` would keep the flattened copy, a
+    second copy of every expert's weight for each step (stage 4's experts are the largest
+    weights of the model; docs/performance.md). Not used under tracing, where mmengine's
+    FlopAnalyzer would not see the product inside, nor under autocast, whose cast of the
+    weight is a copy kept for backward anyway."""
+
+    @staticmethod
+    def forward(ctx, cols: torch.Tensor, weight: torch.Tensor,
+                bias: Optional[torch.Tensor]) -> torch.Tensor:
+        ctx.save_for_backward(cols, weight)
+        ctx.has_bias = bias is not None
+        return F.linear(cols, _flat_weight(weight), bias)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple:
+        cols, weight = ctx.saved_tensors
+        grad_cols = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_cols = grad.mm(_flat_weight(weight))
+        if ctx.needs_input_grad[1]:
+            c_out, c, k, _ = weight.shape
+            grad_weight = grad.t().mm(cols).view(c_out, k, k, c).permute(0, 3, 1, 2)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = grad.sum(0)
+        return grad_cols, grad_weight, grad_bias
 
 
 def _syncs_across_processes(norm: nn.Module) -> bool:

@@ -5,6 +5,7 @@ import torch.nn.functional as F
 
 from pce_mm.models import PCEBlock, PatchGrid, dense_dispatch, sparse_dispatch
 from pce_mm.models.experts import ConvExperts
+from helpers import saved_storages
 
 
 def distinct_routing(b, n, e, k):
@@ -81,6 +82,31 @@ def test_grid_pool_is_mean_of_pixels_inside_the_map():
     assert pooled.shape == (2, 6, 3)
     torch.testing.assert_close(pooled[:, 5], x[:, :, 8:10, 4:7].mean((2, 3)))
     torch.testing.assert_close(pooled[:, 0], x[:, :, 0:4, 0:4].mean((2, 3)))
+
+
+@pytest.mark.parametrize('size', [(16, 16), (10, 7)])
+def test_grid_pool_keeps_nothing_for_backward(size):
+    x = torch.randn(2, 3, *size, requires_grad=True)
+    saved = saved_storages(PatchGrid(*size, patch=4).pool, x)
+    saved.pop('out')
+    assert all(size < x[0, 0].nbytes for size in saved.values())   # avg_pool2d kept a copy
+
+
+def test_sparse_dispatch_keeps_no_tensor_of_all_the_experts_outputs():
+    # What backward needs of the outputs is each expert's own (kept by its activation); a
+    # concatenation of all of them (once for the weighting, once for index_add_'s source)
+    # is the block's map k times over, kept for nothing.
+    experts = ConvExperts(4, 8, 8, 3).train()
+    grid = PatchGrid(16, 16, patch=4)
+    indices, weights = distinct_routing(2, grid.num_patches, 4, 2)
+    x = torch.randn(2, 8, 16, 16, requires_grad=True)
+    saved = saved_storages(sparse_dispatch, x, grid, experts, indices,
+                           weights.requires_grad_(), 1)
+    all_outputs = indices.numel() * 4 * 4 * 8 * x.element_size()       # m * p * p * c_out
+    out = saved.pop('out')
+    assert all_outputs not in saved.values()
+    out.sum().backward()
+    assert x.grad.abs().sum() > 0 and weights.grad.abs().sum() > 0
 
 
 def test_grid_centres_lie_in_the_unit_square_at_valid_part_centres():

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 
 from pce_mm.models.experts import Expert
+from helpers import saved_storages
 
 NORMS = {'BN': dict(type='BN'), 'SyncBN': dict(type='SyncBN'),
          'GN': dict(type='GN', num_groups=4), 'LN2d': dict(type='LN2d')}
@@ -69,3 +70,17 @@ def test_only_a_plain_conv_takes_the_matmul_path_and_keys_match_conv_module():
     ours = Expert(8, 12, 3, norm_cfg=dict(type='BN')).state_dict()
     mm = ConvModule(8, 12, 3, norm_cfg=dict(type='BN')).state_dict()
     assert list(ours) == list(mm)        # checkpoints of the ConvModule experts load
+
+
+def test_matrix_product_keeps_the_weight_itself_for_backward_not_a_copy():
+    # F.linear on the flattened weight would keep the flattened copy: for stage 4's experts
+    # that is the size of every expert's weight again, each step (docs/performance.md).
+    module = Expert(16, 24, 3).train()
+    weight = module.conv.weight
+    saved = saved_storages(module, torch.randn(32, 16, 3, 3, requires_grad=True))
+    out = saved.pop('out')
+    copies = [ptr for ptr, size in saved.items()
+              if size == weight.nbytes and ptr != weight.data_ptr()]
+    assert weight.data_ptr() in saved and not copies
+    out.sum().backward()
+    assert weight.grad.shape == weight.shape and weight.grad.abs().sum() > 0
