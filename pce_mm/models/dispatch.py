@@ -115,26 +115,24 @@ def sparse_dispatch(x: torch.Tensor, grid: PatchGrid, experts: Sequence[nn.Modul
     patch = order // k                                             # (m,) in [0, b * n)
     image, cell = patch // n, patch % n
 
-    # Zeros around the map are what a full-map convolution with padding=halo sees, so an
-    # expert without padding on a patch with its halo gives that convolution's output.
     height, width = grid.rows * p + 2 * halo, grid.cols * p + 2 * halo
-    padded = F.pad(x, (halo, width - halo - grid.width, halo, height - halo - grid.height))
-    pixels = padded.permute(0, 2, 3, 1).reshape(b * height * width, c)
     window = _cell_pixels(grid.rows, grid.cols, p, q, width, x.device)
-    rows = (image * (height * width))[:, None] + window[cell]      # (m, q * q)
-    tiles = pixels.index_select(0, rows.reshape(-1)).view(-1, q, q, c)   # (m, q, q, c)
+    rows = ((image * (height * width))[:, None] + window[cell]).reshape(-1)   # (m * q * q,)
     # Every expert runs, on an empty batch when it has no patches: that keeps all of them in
     # the autograd graph (DDP needs no find_unused_parameters) and keeps SyncBN's collective
-    # calls in step across ranks.
-    # Split and concatenate in channels-last order, where the pieces (and, backwards, their
-    # gradients) are plain memory blocks; each expert sees an NCHW view of its tiles.
-    # Each expert's output is weighted before the concatenation: the product then keeps the
-    # expert's own output for backward (which its activation keeps already), not a
-    # concatenated copy of all of them.
+    # calls in step across ranks. Each expert's output is weighted before the
+    # concatenation: the product then keeps the expert's own output for backward (which its
+    # activation keeps already), not a concatenated copy of all of them.
+    # Backward gathers the tiles again instead of keeping them (see _RegatheredTiles).
+    tiles = _RegatheredTiles(x, rows, grid, halo)
+    with torch.autograd.graph.saved_tensors_hooks(tiles.pack, tiles.unpack):
+        # Split in channels-last order, where the pieces (and, backwards, their gradients)
+        # are plain memory blocks; each expert sees an NCHW view of its tiles.
+        expert_outputs = [expert(chunk.permute(0, 3, 1, 2))
+                          for expert, chunk in zip(experts, tiles.gather().split(counts))]
     weights = weights.reshape(-1)[order]
-    outputs = torch.cat([_weighted(expert(chunk.permute(0, 3, 1, 2)).permute(0, 2, 3, 1), w)
-                         for expert, chunk, w in zip(experts, tiles.split(counts),
-                                                     weights.split(counts))])
+    outputs = torch.cat([_weighted(y.permute(0, 2, 3, 1), w)
+                         for y, w in zip(expert_outputs, weights.split(counts))])
     c_out = outputs.shape[-1]                                      # (m, p, p, c_out)
 
     out_h, out_w = grid.rows * p, grid.cols * p
@@ -143,6 +141,55 @@ def sparse_dispatch(x: torch.Tensor, grid: PatchGrid, experts: Sequence[nn.Modul
     combined = add_rows(outputs.reshape(-1, c_out), out_rows.reshape(-1), b * out_h * out_w)
     combined = combined.view(b, out_h, out_w, c_out).permute(0, 3, 1, 2)
     return combined[:, :, :grid.height, :grid.width]
+
+
+def _pixels(x: torch.Tensor, grid: PatchGrid, halo: int) -> torch.Tensor:
+    """``(b * height * width, c)``: the map padded by ``halo`` (and up to whole patches),
+    one row per pixel. Zeros around the map are what a full-map convolution with
+    ``padding=halo`` sees, so an expert without padding on a patch with its halo gives that
+    convolution's output."""
+    height, width = grid.rows * grid.patch + 2 * halo, grid.cols * grid.patch + 2 * halo
+    padded = F.pad(x, (halo, width - halo - grid.width, halo, height - halo - grid.height))
+    return padded.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+
+
+class _RegatheredTiles:
+    """The patches' tiles with their halo, ``(m, q, q, c)``, gathered from the map by
+    ``rows``, and saved-tensor hooks under which what the experts keep of them for backward
+    (their input, or views of it) is kept as a note of the view and gathered again when
+    backward needs it. Kept, the tiles would be the map ``k (q / p)^2`` times over (3x at
+    patch 8 and ``k = 2``, 18x at patch 1); the map is kept by the block's reduce already.
+    Tensors derived from the tiles by a copy (a cast, a reordering) are kept as they are."""
+
+    def __init__(self, x: torch.Tensor, rows: torch.Tensor, grid: PatchGrid, halo: int):
+        self.x, self.rows, self.grid, self.halo = x, rows, grid, halo
+        self.version = x._version
+        self.storage = None
+        self.regathered = None
+
+    def gather(self) -> torch.Tensor:
+        q = self.grid.patch + 2 * self.halo
+        tiles = _pixels(self.x, self.grid, self.halo).index_select(0, self.rows)
+        tiles = tiles.view(-1, q, q, self.x.shape[1])
+        self.storage = tiles.untyped_storage().data_ptr()
+        return tiles
+
+    def pack(self, tensor: torch.Tensor):
+        if tensor.untyped_storage().data_ptr() != self.storage or not tensor.numel():
+            return tensor
+        return self, tensor.shape, tensor.stride(), tensor.storage_offset()
+
+    def unpack(self, packed):
+        if not isinstance(packed, tuple) or packed[0] is not self:
+            return packed
+        _, shape, stride, offset = packed
+        if self.x._version != self.version:
+            raise RuntimeError('the expert input map was modified in place after the '
+                               'dispatch; its tiles cannot be gathered again for backward')
+        if self.regathered is None:             # once for all the experts of the block
+            with torch.no_grad():
+                self.regathered = self.gather().detach()
+        return self.regathered.as_strided(shape, stride, offset)
 
 
 def _weighted(y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -109,6 +109,24 @@ def test_sparse_dispatch_keeps_no_tensor_of_all_the_experts_outputs():
     assert x.grad.abs().sum() > 0 and weights.grad.abs().sum() > 0
 
 
+def test_sparse_dispatch_gathers_the_tiles_again_in_backward_instead_of_keeping_them():
+    experts = ConvExperts(4, 8, 8, 3).train()
+    grid = PatchGrid(16, 16, patch=4)
+    indices, weights = distinct_routing(2, grid.num_patches, 4, 2)
+    x = torch.randn(2, 8, 16, 16, requires_grad=True)
+    h = x * 1                                              # the block's reduced map
+    saved = saved_storages(sparse_dispatch, h, grid, experts, indices, weights, 1)
+    out = saved.pop('out')
+    tiles = indices.numel() * 6 * 6 * 8 * x.element_size()   # m * q * q * c, halo 1
+    assert tiles not in saved.values()
+    upstream = torch.randn(out.shape)
+    (out * upstream).sum().backward()                      # gradients: test_sparse_gradients_*
+    out = sparse_dispatch(h, grid, experts, indices, weights, 1)
+    h.detach().add_(1)                                     # the map changed in place: refused
+    with pytest.raises(RuntimeError, match='modified in place'):
+        out.sum().backward()
+
+
 def test_grid_centres_lie_in_the_unit_square_at_valid_part_centres():
     grid = PatchGrid(10, 7, patch=4)
     centres = grid.centres()
