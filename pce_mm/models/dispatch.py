@@ -159,13 +159,17 @@ class _RegatheredTiles:
     (their input, or views of it) is kept as a note of the view and gathered again when
     backward needs it. Kept, the tiles would be the map ``k (q / p)^2`` times over (3x at
     patch 8 and ``k = 2``, 18x at patch 1); the map is kept by the block's reduce already.
-    Tensors derived from the tiles by a copy (a cast, a reordering) are kept as they are."""
+    Tensors derived from the tiles by a copy (a cast, a reordering) are kept as they are;
+    every other saved tensor goes to the hooks that were active around the dispatch
+    (``with_cp``'s checkpoint, a memory count), as if these hooks were not there."""
 
     def __init__(self, x: torch.Tensor, rows: torch.Tensor, grid: PatchGrid, halo: int):
         self.x, self.rows, self.grid, self.halo = x, rows, grid, halo
         self.version = x._version
         self.storage = None
         self.regathered = None
+        # Saved-tensor hooks nest by replacement: the innermost pair sees every tensor.
+        self.outer = torch._C._autograd._top_saved_tensors_default_hooks(False)
 
     def gather(self) -> torch.Tensor:
         q = self.grid.patch + 2 * self.halo
@@ -175,13 +179,18 @@ class _RegatheredTiles:
         return tiles
 
     def pack(self, tensor: torch.Tensor):
-        if tensor.untyped_storage().data_ptr() != self.storage or not tensor.numel():
-            return tensor
-        return self, tensor.shape, tensor.stride(), tensor.storage_offset()
+        if tensor.untyped_storage().data_ptr() == self.storage:
+            if not tensor.numel():      # an expert without patches: its view keeps them all
+                return torch.empty_strided(tensor.shape, tensor.stride(), dtype=tensor.dtype,
+                                           device=tensor.device)
+            return self, tensor.shape, tensor.stride(), tensor.storage_offset()
+        return tensor if self.outer is None else (None, self.outer[0](tensor))
 
     def unpack(self, packed):
-        if not isinstance(packed, tuple) or packed[0] is not self:
+        if not isinstance(packed, tuple):
             return packed
+        if packed[0] is None:
+            return self.outer[1](packed[1])
         _, shape, stride, offset = packed
         if self.x._version != self.version:
             raise RuntimeError('the expert input map was modified in place after the '
