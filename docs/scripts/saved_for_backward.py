@@ -20,13 +20,22 @@ arch = sys.argv[1]
 pairs = {a: (r, s, bt) for a, r, s, bt in b.PAIRS}
 resnet, side, batch = pairs[arch]
 for spec in (dict(type='PCENet', arch=arch, num_experts=8, top_k=2), resnet):
-    step, model, x = b.train_step(spec, side, batch, 'cpu', *( (2,) if spec.get('type') == 'PCENet' else ()))
+    phase = 2 if spec.get('type') == 'PCENet' else None          # routed
+    step, model, x = b.train_step(spec, side, batch, 'cpu', phase)
     stack = []
     names = {m: n for n, m in model.named_modules()}
-    h1 = M.register_module_forward_pre_hook(lambda m, a: (stack.append(names.get(m, "?")), None)[1])
-    h2 = M.register_module_forward_hook(lambda m, a, o: (stack.pop(), None)[1])
+
+    def enter(module, args):
+        stack.append(names.get(module, '?'))
+
+    def leave(module, args, output):         # returns None: the output stays
+        stack.pop()
+
+    h1 = M.register_module_forward_pre_hook(enter)
+    h2 = M.register_module_forward_hook(leave)
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     saved = {}
+
     def pack(t):
         s = t.untyped_storage()
         if s.data_ptr() not in params and s.data_ptr() not in saved:
@@ -36,7 +45,9 @@ for spec in (dict(type='PCENet', arch=arch, num_experts=8, top_k=2), resnet):
     model.zero_grad(set_to_none=True)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         loss = sum(o.float().mean() for o in model(x))
-    loss.backward(); h1.remove(); h2.remove()
+    loss.backward()
+    h1.remove()
+    h2.remove()
     tot = sum(v[0] for v in saved.values()) / 2**20
     print(spec.get('type'), arch, f'saved {tot:.0f} MiB')
     agg = collections.Counter()

@@ -108,7 +108,7 @@ def sparse_dispatch(x: torch.Tensor, grid: PatchGrid, experts: Sequence[nn.Modul
         ``(b, c_out, h, w)``.
     """
     b, n, k = indices.shape
-    c, p, q = x.shape[1], grid.patch, grid.patch + 2 * halo
+    p, q = grid.patch, grid.patch + 2 * halo
     flat = indices.reshape(-1)                                     # (m,)
     order = torch.argsort(flat, stable=True)                       # assignments by expert
     counts = torch.bincount(flat, minlength=len(experts)).tolist()
