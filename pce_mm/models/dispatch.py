@@ -169,7 +169,11 @@ class _RegatheredTiles:
         self.storage = None
         self.regathered = None
         # Saved-tensor hooks nest by replacement: the innermost pair sees every tensor.
-        self.outer = torch._C._autograd._top_saved_tensors_default_hooks(False)
+        # torch has no public getter of the enclosing pair; without this private one the
+        # enclosing hooks would not see the experts' other saved tensors (with_cp would
+        # keep them, a memory count would miss them).
+        top = getattr(torch._C._autograd, '_top_saved_tensors_default_hooks', None)
+        self.outer = top(False) if top is not None else None
 
     def gather(self) -> torch.Tensor:
         q = self.grid.patch + 2 * self.halo
