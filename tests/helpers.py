@@ -4,7 +4,6 @@ import itertools
 import os.path as osp
 from typing import Optional
 
-import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -63,17 +62,3 @@ def load_tool(path: str):
     spec.loader.exec_module(module)
     return module
 
-
-def saved_storages(fn, *args) -> dict:
-    """``{data_ptr: nbytes}`` of the storages autograd keeps for backward while ``fn(*args)``
-    runs (a storage kept twice counts once), and ``fn``'s output under key ``'out'``."""
-    saved = {}
-
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        saved[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        out = fn(*args)
-    return dict(saved, out=out)

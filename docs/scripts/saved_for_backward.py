@@ -13,7 +13,7 @@ import sys
 import torch
 sys.path.insert(0, 'tools/analysis')
 import benchmark as b  # noqa: E402
-import pce_mm  # noqa: E402,F401
+from pce_mm.analysis import SavedForBackward  # noqa: E402
 from torch.nn.modules import module as M  # noqa: E402
 torch.set_num_threads(2)
 arch = sys.argv[1]
@@ -33,26 +33,18 @@ for spec in (dict(type='PCENet', arch=arch, num_experts=8, top_k=2), resnet):
 
     h1 = M.register_module_forward_pre_hook(enter)
     h2 = M.register_module_forward_hook(leave)
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    saved = {}
-
-    def pack(t):
-        s = t.untyped_storage()
-        if s.data_ptr() not in params and s.data_ptr() not in saved:
-            where = stack[-1] if stack else 'top'
-            saved[s.data_ptr()] = (s.nbytes(), where, tuple(t.shape))
-        return t
+    params = frozenset(p.untyped_storage().data_ptr() for p in model.parameters())
     model.zero_grad(set_to_none=True)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with SavedForBackward(params, label=lambda: stack[-1] if stack else 'top') as saved:
         loss = sum(o.float().mean() for o in model(x))
     loss.backward()
     h1.remove()
     h2.remove()
-    tot = sum(v[0] for v in saved.values()) / 2**20
+    tot = saved.mib
     print(spec.get('type'), arch, f'saved {tot:.0f} MiB')
     agg = collections.Counter()
-    for nb, where, shape in saved.values():
-        key = re.sub(r'layer\d+\.\d+\.', 'layerX.', where)
+    for ptr, nb in saved.storages.items():
+        key = re.sub(r'layer\d+\.\d+\.', 'layerX.', saved.where[ptr])
         key = re.sub(r'experts\.\d+', 'experts.N', key)
         agg[key] += nb / 2**20
     for k, v in agg.most_common(14):

@@ -3,9 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from pce_mm.analysis import SavedForBackward
 from pce_mm.models import PCEBlock, PatchGrid, dense_dispatch, sparse_dispatch
 from pce_mm.models.experts import ConvExperts
-from helpers import saved_storages
 
 
 def distinct_routing(b, n, e, k):
@@ -87,9 +87,9 @@ def test_grid_pool_is_mean_of_pixels_inside_the_map():
 @pytest.mark.parametrize('size', [(16, 16), (10, 7)])
 def test_grid_pool_keeps_nothing_for_backward(size):
     x = torch.randn(2, 3, *size, requires_grad=True)
-    saved = saved_storages(PatchGrid(*size, patch=4).pool, x)
-    saved.pop('out')
-    assert all(size < x[0, 0].nbytes for size in saved.values())   # avg_pool2d kept a copy
+    with SavedForBackward() as saved:
+        PatchGrid(*size, patch=4).pool(x)
+    assert all(size < x[0, 0].nbytes for size in saved.storages.values())  # avg_pool2d: a copy
 
 
 def test_sparse_dispatch_keeps_no_tensor_of_all_the_experts_outputs():
@@ -100,11 +100,10 @@ def test_sparse_dispatch_keeps_no_tensor_of_all_the_experts_outputs():
     grid = PatchGrid(16, 16, patch=4)
     indices, weights = distinct_routing(2, grid.num_patches, 4, 2)
     x = torch.randn(2, 8, 16, 16, requires_grad=True)
-    saved = saved_storages(sparse_dispatch, x, grid, experts, indices,
-                           weights.requires_grad_(), 1)
+    with SavedForBackward() as saved:
+        out = sparse_dispatch(x, grid, experts, indices, weights.requires_grad_(), 1)
     all_outputs = indices.numel() * 4 * 4 * 8 * x.element_size()       # m * p * p * c_out
-    out = saved.pop('out')
-    assert all_outputs not in saved.values()
+    assert all_outputs not in saved.storages.values()
     out.sum().backward()
     assert x.grad.abs().sum() > 0 and weights.grad.abs().sum() > 0
 
@@ -115,10 +114,10 @@ def test_sparse_dispatch_gathers_the_tiles_again_in_backward_instead_of_keeping_
     indices, weights = distinct_routing(2, grid.num_patches, 4, 2)
     x = torch.randn(2, 8, 16, 16, requires_grad=True)
     h = x * 1                                              # the block's reduced map
-    saved = saved_storages(sparse_dispatch, h, grid, experts, indices, weights, 1)
-    out = saved.pop('out')
+    with SavedForBackward() as saved:
+        out = sparse_dispatch(h, grid, experts, indices, weights, 1)
     tiles = indices.numel() * 6 * 6 * 8 * x.element_size()   # m * q * q * c, halo 1
-    assert tiles not in saved.values()
+    assert tiles not in saved.storages.values()
     upstream = torch.randn(out.shape)
     (out * upstream).sum().backward()                      # gradients: test_sparse_gradients_*
     out = sparse_dispatch(h, grid, experts, indices, weights, 1)

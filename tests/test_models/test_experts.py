@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 
+from pce_mm.analysis import SavedForBackward
 from pce_mm.models.experts import Expert
-from helpers import saved_storages
 
 NORMS = {'BN': dict(type='BN'), 'SyncBN': dict(type='SyncBN'),
          'GN': dict(type='GN', num_groups=4), 'LN2d': dict(type='LN2d')}
@@ -77,10 +77,10 @@ def test_matrix_product_keeps_the_weight_itself_for_backward_not_a_copy():
     # that is the size of every expert's weight again, each step (docs/performance.md).
     module = Expert(16, 24, 3).train()
     weight = module.conv.weight
-    saved = saved_storages(module, torch.randn(32, 16, 3, 3, requires_grad=True))
-    out = saved.pop('out')
-    copies = [ptr for ptr, size in saved.items()
+    with SavedForBackward() as saved:
+        out = module(torch.randn(32, 16, 3, 3, requires_grad=True))
+    copies = [ptr for ptr, size in saved.storages.items()
               if size == weight.nbytes and ptr != weight.data_ptr()]
-    assert weight.data_ptr() in saved and not copies
+    assert weight.data_ptr() in saved.storages and not copies
     out.sum().backward()
     assert weight.grad.shape == weight.shape and weight.grad.abs().sum() > 0

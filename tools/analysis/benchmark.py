@@ -57,20 +57,13 @@ def training_memory_mib(model: nn.Module, x: torch.Tensor) -> float:
     peak statistic, and the process's resident set mostly shows what glibc kept): the
     storages autograd saves for backward during the forward pass, plus parameters, their
     gradients and SGD momentum (3x the parameters)."""
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    saved = {}
-
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in params:
-            saved[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+    from pce_mm.analysis import SavedForBackward
+    params = frozenset(p.untyped_storage().data_ptr() for p in model.parameters())
+    with SavedForBackward(exclude=params) as saved:
         loss = sum(o.float().mean() for o in model(x))
     loss.backward()
     param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    return (sum(saved.values()) + 3 * param_bytes) / 2**20
+    return saved.mib + 3 * param_bytes / 2**20
 
 
 def train_step(spec: dict, side: int, batch: int, device: str,
