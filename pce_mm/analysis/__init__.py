@@ -6,6 +6,6 @@ from .routing import (StageRouting, expand_to_input, image_pipeline, load_model,
 from .saved_tensors import SavedForBackward
 from .usage import accumulate, normalized_mutual_info, patch_classes
 
-__all__ = ['HostReads', 'SavedForBackward', 'StageRouting', 'load_model', 'image_pipeline', 'route_batch',
-           'position_only_routing', 'expand_to_input', 'patch_classes', 'accumulate',
-           'normalized_mutual_info']
+__all__ = ['HostReads', 'SavedForBackward', 'StageRouting', 'load_model', 'image_pipeline',
+           'route_batch', 'position_only_routing', 'expand_to_input', 'patch_classes',
+           'accumulate', 'normalized_mutual_info']

@@ -176,11 +176,15 @@ class _RegatheredTiles:
         self.outer = top(False) if top is not None else None
 
     def gather(self) -> torch.Tensor:
-        q = self.grid.patch + 2 * self.halo
-        tiles = _pixels(self.x, self.grid, self.halo).index_select(0, self.rows)
-        tiles = tiles.view(-1, q, q, self.x.shape[1])
+        """The tiles for the forward pass; what the experts keep of them is noted."""
+        tiles = self._tiles()
         self.storage = tiles.untyped_storage().data_ptr()
         return tiles
+
+    def _tiles(self) -> torch.Tensor:
+        q = self.grid.patch + 2 * self.halo
+        tiles = _pixels(self.x, self.grid, self.halo).index_select(0, self.rows)
+        return tiles.view(-1, q, q, self.x.shape[1])
 
     def pack(self, tensor: torch.Tensor):
         if tensor.untyped_storage().data_ptr() == self.storage:
@@ -201,7 +205,7 @@ class _RegatheredTiles:
                                'dispatch; its tiles cannot be gathered again for backward')
         if self.regathered is None:             # once for all the experts of the block
             with torch.no_grad():
-                self.regathered = self.gather().detach()
+                self.regathered = self._tiles()
         return self.regathered.as_strided(shape, stride, offset)
 
 
