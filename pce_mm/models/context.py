@@ -65,7 +65,9 @@ class DeformableContext(BaseModule):
         b, c, h, w = x.shape
         tokens = x.flatten(2).transpose(1, 2)                          # (b, t, c)
         centres = pixel_centres(h, w, device=x.device)                 # (t, 2)
-        pos = self.pos_proj(fourier_features(centres, self.num_freqs)).to(tokens.dtype)
+        # In the projection's dtype (a model in float64), then the tokens' (under autocast).
+        features = fourier_features(centres, self.num_freqs).to(self.pos_proj.weight.dtype)
+        pos = self.pos_proj(features).to(tokens.dtype)
         query = self.query_norm(tokens)
         delta = self.attn(
             query,

@@ -9,6 +9,8 @@ from mmengine.model import BaseModule, constant_init, kaiming_init
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .winograd import WINOGRAD_OUTPUTS, winograd_conv
+
 __all__ = ['ConvExperts', 'Expert']
 
 
@@ -22,6 +24,12 @@ class Expert(BaseModule):
       ``k x k`` neighbourhoods when the conv is a plain ``nn.Conv2d`` (faster than a
       convolution of tiny tiles on CPU; at 2x2 outputs oneDNN's convolution of
       channels-last tiles is the faster: docs/performance.md); other conv types convolve.
+    - Tiles of 4 and 6 pixels a side (patches of 2 and 4 with their halo: stages 2-3 of the
+      presets) under a plain 3x3 ``nn.Conv2d`` are Winograd's own input tiles: they are
+      convolved by :func:`~pce_mm.models.winograd.winograd_conv` (``winograd = False``
+      turns it off), faster than oneDNN on such small tiles and the same convolution up to
+      float rounding. Not under tracing (mmengine's FlopAnalyzer counts the convolution's
+      FLOPs), nor under autocast or in half precision.
     - Routing can hand an expert a batch of one 1x1 patch. A batch norm (BN, or SyncBN
       within one process) cannot estimate statistics from one value per channel and refuses
       to: such a batch is normalised with the running statistics instead, and leaves them
@@ -30,6 +38,7 @@ class Expert(BaseModule):
       LayerNorm normalise one pixel as they normalise any.
     """
     max_matmul_output = 1
+    winograd = True
 
     def __init__(self,
                  in_channels: int,
@@ -72,10 +81,22 @@ class Expert(BaseModule):
         side = x.shape[-1] - self.conv.kernel_size[-1] + 1
         as_matmul = (self.matmul and side <= self.max_matmul_output
                      and x.shape[-2] == x.shape[-1])
-        y = self._conv_as_matmul(x) if as_matmul else self.conv(x)
+        if as_matmul:
+            y = self._conv_as_matmul(x)
+        elif self._winograd(x, side):
+            y = winograd_conv(x.permute(0, 2, 3, 1), self.conv.weight, self.conv.bias)
+            y = y.permute(0, 3, 1, 2)                                 # channels-last view
+        else:
+            y = self.conv(x)
         if self.norm is not None:
             y = self._normalize(y)
         return self.activate(y) if self.activate is not None else y
+
+    def _winograd(self, x: torch.Tensor, side: int) -> bool:
+        return (self.winograd and self.matmul and side in WINOGRAD_OUTPUTS
+                and self.conv.kernel_size == (3, 3) and x.shape[-2] == x.shape[-1]
+                and x.dtype in (torch.float32, torch.float64) and not torch.jit.is_tracing()
+                and not torch.is_autocast_enabled(x.device.type))
 
     def _normalize(self, y: torch.Tensor) -> torch.Tensor:
         norm = self.norm

@@ -1,4 +1,4 @@
-"""One expert, with every norm type the configs use: the matrix-product path equals the
+"""One expert, with every norm type the configs use: the matrix-product and Winograd paths equal the
 convolution, and a one-pixel training batch is normalised instead of refused."""
 import pytest
 import torch
@@ -21,7 +21,7 @@ def expert(norm: str) -> Expert:
 
 
 @pytest.mark.parametrize('norm', list(NORMS))
-@pytest.mark.parametrize('side', [3, 4, 5])                  # outputs 1x1, 2x2, 3x3
+@pytest.mark.parametrize('side', [3, 4, 5, 6])   # outputs 1x1, 2x2 (product), 3x3, 4x4 (Winograd)
 @pytest.mark.parametrize('channels_last', [False, True])     # the dispatch's tiles: True
 def test_expert_is_conv_norm_act_in_both_modes(norm, side, channels_last):
     module = expert(norm)
