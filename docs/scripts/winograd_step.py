@@ -18,9 +18,9 @@ from pce_mm.models.experts import Expert  # noqa: E402
 torch.set_num_threads(2)
 
 
-def with_outputs(step, outputs):
+def with_winograd(step, on: bool):
     def run():
-        Expert.winograd = outputs
+        Expert.winograd = on
         try:
             step()
         finally:
@@ -28,7 +28,6 @@ def with_outputs(step, outputs):
     return run
 
 
-b_default = True
 parser = argparse.ArgumentParser()
 parser.add_argument('--repeats', type=int, default=5)
 parser.add_argument('--arch', nargs='+', default=['tiny', 'r18', 'r50'])
@@ -39,7 +38,7 @@ for arch, resnet, side, batch in b.PAIRS:
     pce, _, _ = b.train_step(b.pce_spec(arch), side, batch, 'cpu', phase=2)
     twin, _, _ = b.train_step(resnet, side, batch, 'cpu')
     times = b.interleaved_medians(
-        dict(resnet=twin, winograd=with_outputs(pce, b_default), onednn=with_outputs(pce, False)),
+        dict(resnet=twin, winograd=with_winograd(pce, True), onednn=with_winograd(pce, False)),
         'cpu', warmup=1, repeats=args.repeats)
     rate = {name: batch / t for name, t in times.items()}
     print(f'{arch}: images/s ResNet {rate["resnet"]:.1f}, PCE Winograd {rate["winograd"]:.1f} '

@@ -64,6 +64,12 @@ class Expert(BaseModule):
         conv = self.conv
         self.matmul = (type(conv) is nn.Conv2d and conv.groups == 1 and conv.stride == (1, 1)
                        and conv.dilation == (1, 1))
+        if self.matmul:
+            # The weight's memory in (c_out, ky, kx, c) order, the matrix product's columns:
+            # flattening it is a view, and the products' weight gradients have the
+            # parameter's layout (else each step copies stage 4's weights three times:
+            # docs/performance.md). Shape, state dict and oneDNN's convolution are unchanged.
+            conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
         self.init_weights()                      # at construction, as ConvModule does
 
     @property

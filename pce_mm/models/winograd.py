@@ -67,11 +67,12 @@ def _kernel(g: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return torch.mm(g, flat).view(g.shape[0], c_in, c_out)
 
 
-def _kernel_grad(g: torch.Tensor, grad_u: torch.Tensor) -> torch.Tensor:
-    """``(q * q, c_in, c_out) -> (c_out, c_in, 3, 3)``: the adjoint of :func:`_kernel`."""
+def _kernel_grad(g: torch.Tensor, grad_u: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``(q * q, c_in, c_out) -> (c_out, c_in, 3, 3)``: the adjoint of :func:`_kernel`, in
+    the weight's memory layout (which autograd then takes as the gradient without a copy)."""
     _, c_in, c_out = grad_u.shape
     flat = torch.mm(g.t(), grad_u.reshape(g.shape[0], -1))
-    return flat.view(3, 3, c_in, c_out).permute(3, 2, 0, 1).contiguous()
+    return torch.empty_like(weight).copy_(flat.view(3, 3, c_in, c_out).permute(3, 2, 0, 1))
 
 
 class _WinogradConv(torch.autograd.Function):
@@ -101,7 +102,7 @@ class _WinogradConv(torch.autograd.Function):
             grad_tiles = _tiles_first(bt.t(), grad_v).view(q, q, n, c_in).permute(2, 0, 1, 3)
         if ctx.needs_input_grad[1]:
             grad_u = torch.bmm(_input(bt, tiles).transpose(1, 2), grad_m)
-            grad_weight = _kernel_grad(g, grad_u)
+            grad_weight = _kernel_grad(g, grad_u, weight)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_bias = grad.sum((0, 1))
         return grad_tiles, grad_weight, grad_bias

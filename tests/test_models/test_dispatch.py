@@ -17,26 +17,28 @@ def distinct_routing(b, n, e, k):
 @pytest.mark.parametrize('size', [(16, 16), (13, 21), (3, 5), (1, 1), (40, 9)])
 @pytest.mark.parametrize('kernel', [1, 3, 5])
 def test_halo_makes_patch_output_equal_full_map_conv(size, kernel):
-    experts = ConvExperts(1, 6, 5, kernel, norm_cfg=None, act_cfg=None)
-    x = torch.randn(2, 6, *size)
+    # float64, as the other exactness tests: 3x3 experts on patches of 4 are Winograd's.
+    experts = ConvExperts(1, 6, 5, kernel, norm_cfg=None, act_cfg=None).double()
+    x = torch.randn(2, 6, *size, dtype=torch.float64)
     grid = PatchGrid(*size, patch=4)
-    ones = torch.ones(2, grid.num_patches, 1)
+    ones = torch.ones(2, grid.num_patches, 1, dtype=torch.float64)
     out = sparse_dispatch(x, grid, experts, ones.long() * 0, ones, experts.halo)
     conv = experts.experts[0].conv
     ref = F.conv2d(x, conv.weight, conv.bias, padding=kernel // 2)
-    torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize('size', [(16, 16), (13, 21), (2, 3), (33, 8)])
 def test_sparse_equals_dense_dispatch(size):
-    experts = ConvExperts(8, 6, 4, 3).eval()
-    x = torch.randn(2, 6, *size)
+    experts = ConvExperts(8, 6, 4, 3).eval().double()   # float64: see the halo test
+    x = torch.randn(2, 6, *size, dtype=torch.float64)
     grid = PatchGrid(*size, patch=4)
     indices, weights = distinct_routing(2, grid.num_patches, 8, 2)
+    weights = weights.double()
     with torch.no_grad():
         sparse = sparse_dispatch(x, grid, experts, indices, weights, 1)
         dense = dense_dispatch(x, grid, experts, indices, weights, 1)
-    torch.testing.assert_close(sparse, dense, rtol=0, atol=1e-5)
+    torch.testing.assert_close(sparse, dense, rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize('size', [(32, 32), (19, 27), (5, 3)])
