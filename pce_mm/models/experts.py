@@ -28,7 +28,8 @@ class Expert(BaseModule):
       presets) under a plain 3x3 ``nn.Conv2d`` are Winograd's own input tiles: they are
       convolved by :func:`~pce_mm.models.winograd.winograd_conv` (``winograd = False``
       turns it off), faster than oneDNN on such small tiles and the same convolution up to
-      float rounding. Not under tracing (mmengine's FlopAnalyzer counts the convolution's
+      float rounding, from ``winograd_min_tiles`` tiles up (below, its fixed cost per call,
+      a dozen small operations, is more than it saves). Not under tracing (mmengine's FlopAnalyzer counts the convolution's
       FLOPs), nor under autocast or in half precision.
     - Routing can hand an expert a batch of one 1x1 patch. A batch norm (BN, or SyncBN
       within one process) cannot estimate statistics from one value per channel and refuses
@@ -39,6 +40,7 @@ class Expert(BaseModule):
     """
     max_matmul_output = 1
     winograd = True
+    winograd_min_tiles = 32
 
     def __init__(self,
                  in_channels: int,
@@ -100,6 +102,7 @@ class Expert(BaseModule):
 
     def _winograd(self, x: torch.Tensor, side: int) -> bool:
         return (self.winograd and self.matmul and side in WINOGRAD_OUTPUTS
+                and x.shape[0] >= self.winograd_min_tiles
                 and self.conv.kernel_size == (3, 3) and x.shape[-2] == x.shape[-1]
                 and x.dtype in (torch.float32, torch.float64) and not torch.jit.is_tracing()
                 and not torch.is_autocast_enabled(x.device.type))

@@ -18,7 +18,7 @@ __all__ = ['winograd_conv', 'WINOGRAD_OUTPUTS']
 
 # The transforms (B^T, G, A^T) of Toom-Cook's construction for output tiles of 2 and 4: Lavin
 # and Gray's F(2x2, 3x3), and F(4x4, 3x3) at the points 0, 1, -1, 2, -1/2 (and infinity),
-# whose float32 error measured 2.5x smaller than at Lavin and Gray's 0, +-1, +-2 and 2-3x
+# whose float32 error measured 2.1x smaller than at Lavin and Gray's 0, +-1, +-2 and 3.2x
 # the direct convolution's (docs/performance.md, "Winograd tiles").
 _TRANSFORMS = {
     2: ([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from pce_mm.analysis import SavedForBackward
 from pce_mm.models import PCEBlock, PatchGrid, dense_dispatch, sparse_dispatch
-from pce_mm.models.experts import ConvExperts
+from pce_mm.models.experts import ConvExperts, Expert
 
 
 def distinct_routing(b, n, e, k):
@@ -112,7 +112,11 @@ def test_sparse_dispatch_keeps_no_tensor_of_all_the_experts_outputs():
     assert x.grad.abs().sum() > 0 and weights.grad.abs().sum() > 0
 
 
-def test_sparse_dispatch_gathers_the_tiles_again_in_backward_instead_of_keeping_them():
+@pytest.mark.parametrize('winograd_min_tiles', [1, None])      # Winograd's and oneDNN's
+def test_sparse_dispatch_gathers_the_tiles_again_in_backward_instead_of_keeping_them(
+        winograd_min_tiles, monkeypatch):
+    if winograd_min_tiles is not None:
+        monkeypatch.setattr(Expert, 'winograd_min_tiles', winograd_min_tiles)
     experts = ConvExperts(4, 8, 8, 3).train()
     grid = PatchGrid(16, 16, patch=4)
     indices, weights = distinct_routing(2, grid.num_patches, 4, 2)
@@ -140,9 +144,14 @@ def test_grid_centres_lie_in_the_unit_square_at_valid_part_centres():
 
 @pytest.mark.parametrize('patch, size', [(8, (20, 17)), (4, (13, 21)), (2, (10, 10)),
                                          (1, (5, 7))])
-def test_sparse_gradients_equal_dense_gradients_in_eval(patch, size, randomise_norm_stats):
-    # Covers every expert path: oneDNN convolution on tiles (patch 4, 8) and the matrix
-    # product for 2x2 and 1x1 outputs (patch 2, 1).
+@pytest.mark.parametrize('winograd_min_tiles', [1, None])
+def test_sparse_gradients_equal_dense_gradients_in_eval(patch, size, winograd_min_tiles,
+                                                        randomise_norm_stats, monkeypatch):
+    # Covers every expert path: oneDNN's convolution of tiles (patch 8; 4 and 2 below
+    # Winograd's minimum of tiles), Winograd's (patches 4 and 2, forced from one tile) and
+    # the matrix product for 1x1 outputs (patch 1).
+    if winograd_min_tiles is not None:
+        monkeypatch.setattr(Expert, 'winograd_min_tiles', winograd_min_tiles)
     experts = randomise_norm_stats(ConvExperts(8, 6, 5, 3)).eval()
     grid = PatchGrid(*size, patch=patch)
     indices, weights = distinct_routing(2, grid.num_patches, 8, 2)

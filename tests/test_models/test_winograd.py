@@ -37,7 +37,8 @@ def test_values_and_gradients_equal_conv2d_in_float64(side, bias, layout):
 @pytest.mark.parametrize('side', [4, 6])
 def test_float32_error_is_a_few_times_the_direct_convolutions(side):
     # Winograd's transforms scale values up before the products round them: F(4x4, 3x3)
-    # at its points measured 2-3x the direct convolution's error (docs/performance.md).
+    # at its points measured 3.2x the direct convolution's error, at Lavin and Gray's 6.7x
+    # (docs/performance.md).
     torch.manual_seed(0)
     x = torch.randn(256, side, side, 64, dtype=torch.float64)
     weight = torch.randn(32, 64, 3, 3, dtype=torch.float64) / 24
@@ -45,7 +46,7 @@ def test_float32_error_is_a_few_times_the_direct_convolutions(side):
     direct = F.conv2d(x.float().permute(0, 3, 1, 2), weight.float()).permute(0, 2, 3, 1)
     ours = winograd_conv(x.float(), weight.float())
     error = lambda y: (y.double() - exact).abs().max().item()
-    assert error(ours) <= 4 * error(direct)
+    assert error(ours) <= 5 * error(direct)
 
 
 def test_keeps_the_tiles_given_and_the_weight_for_backward_not_their_transforms():
@@ -59,22 +60,23 @@ def test_keeps_the_tiles_given_and_the_weight_for_backward_not_their_transforms(
 
 
 @pytest.mark.parametrize('side', [4, 6])
-def test_expert_takes_it_for_its_tiles_only_where_the_result_is_the_same(side):
+def test_expert_takes_it_from_its_minimum_of_tiles_and_the_result_is_the_same(side):
     torch.manual_seed(0)
     module = Expert(8, 12, 3).train()
     calls = []
     module.conv.register_forward_hook(lambda *args: calls.append('conv'))
-    x = torch.randn(16, 8, side, side, requires_grad=True)
+    x = torch.randn(Expert.winograd_min_tiles, 8, side, side, requires_grad=True)
     winograd = module(x)
     assert not calls                             # Winograd's, not the conv module's
     module.winograd = False
     direct = module(x)
     assert calls == ['conv']
     torch.testing.assert_close(winograd, direct, rtol=1e-4, atol=1e-4)
+    module.winograd = True
+    module(x[:-1])                               # one tile fewer: oneDNN's
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        module.winograd = True
-        module(x)
-    assert calls == ['conv', 'conv']             # under autocast: the convolution
+        module(x)                                # under autocast: oneDNN's
+    assert calls == ['conv'] * 3
 
 
 def test_bad_tiles_are_refused_with_their_shapes():
