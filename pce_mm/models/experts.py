@@ -29,7 +29,8 @@ class Expert(BaseModule):
       convolved by :func:`~pce_mm.models.winograd.winograd_conv` (``winograd = False``
       turns it off), faster than oneDNN on such small tiles and the same convolution up to
       float rounding, from ``winograd_min_tiles`` tiles up (below, its fixed cost per call,
-      a dozen small operations, is more than it saves). Not under tracing (mmengine's FlopAnalyzer counts the convolution's
+      a dozen small operations, is more than it saves). On CPU only: cuDNN picks its own
+      algorithms, Winograd's among them, and this one has not been timed on a GPU. Not under tracing (mmengine's FlopAnalyzer counts the convolution's
       FLOPs), nor under autocast or in half precision.
     - Routing can hand an expert a batch of one 1x1 patch. A batch norm (BN, or SyncBN
       within one process) cannot estimate statistics from one value per channel and refuses
@@ -68,9 +69,9 @@ class Expert(BaseModule):
                        and conv.dilation == (1, 1))
         if self.matmul:
             # The weight's memory in (c_out, ky, kx, c) order, the matrix product's columns:
-            # flattening it is a view, and the products' weight gradients have the
-            # parameter's layout (else each step copies stage 4's weights three times:
-            # docs/performance.md). Shape, state dict and oneDNN's convolution are unchanged.
+            # flattening it is a view (a copy would be kept for backward, and made again
+            # each step), and the product's weight gradient has the parameter's layout
+            # (docs/performance.md). Shape, state dict and oneDNN's convolution are unchanged.
             conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
         self.init_weights()                      # at construction, as ConvModule does
 
@@ -102,7 +103,7 @@ class Expert(BaseModule):
 
     def _winograd(self, x: torch.Tensor, side: int) -> bool:
         return (self.winograd and self.matmul and side in WINOGRAD_OUTPUTS
-                and x.shape[0] >= self.winograd_min_tiles
+                and x.shape[0] >= self.winograd_min_tiles and x.device.type == 'cpu'
                 and self.conv.kernel_size == (3, 3) and x.shape[-2] == x.shape[-1]
                 and x.dtype in (torch.float32, torch.float64) and not torch.jit.is_tracing()
                 and not torch.is_autocast_enabled(x.device.type))
@@ -122,9 +123,10 @@ class Expert(BaseModule):
         The neighbourhoods are flattened in ``(ky, kx, c)`` order, the tiles' own
         channels-last order: a 1x1 output's tile is its own row (a view, no copy) and larger
         ones copy runs of ``c`` contiguous values, where ``(c, ky, kx)`` order read every
-        value ``c`` apart (up to 1.7x slower forward, docs/performance.md); the weight, far
-        smaller than the tiles, is permuted to match. The output is a channels-last view,
-        like oneDNN's output for channels-last tiles."""
+        value ``c`` apart (up to 1.7x slower forward, docs/performance.md); the weight's
+        memory is in that order (see ``__init__``), so ``F.linear`` gets, and keeps for
+        backward, a view of it, not a copy. The output is a channels-last view, like
+        oneDNN's output for channels-last tiles."""
         conv = self.conv
         n, c, q, _ = x.shape
         k = conv.kernel_size[0]
@@ -135,47 +137,13 @@ class Expert(BaseModule):
         else:
             cols = tiles.unfold(1, k, 1).unfold(2, k, 1)                # (n, p, p, c, k, k)
             cols = cols.permute(0, 1, 2, 4, 5, 3).reshape(n * p * p, k * k * c)
-        if (torch.is_grad_enabled() and not torch.jit.is_tracing()
-                and not torch.is_autocast_enabled(x.device.type)):
-            y = _NeighbourhoodLinear.apply(cols, conv.weight, conv.bias)
-        else:
-            y = F.linear(cols, _flat_weight(conv.weight), conv.bias)  # (n * p * p, c_out)
+        y = F.linear(cols, _flat_weight(conv.weight), conv.bias)      # (n * p * p, c_out)
         return y.view(n, p, p, conv.out_channels).permute(0, 3, 1, 2)
 
 
 def _flat_weight(weight: torch.Tensor) -> torch.Tensor:
     """``(c_out, c, k, k) -> (c_out, k * k * c)``: a conv weight in the columns' order."""
     return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)
-
-
-class _NeighbourhoodLinear(torch.autograd.Function):
-    """``F.linear(cols, _flat_weight(weight), bias)`` that keeps the weight itself for
-    backward and flattens it again there: ``F.linear`` would keep the flattened copy, a
-    second copy of every expert's weight for each step (stage 4's experts are the largest
-    weights of the model; docs/performance.md). Not used under tracing, where mmengine's
-    FlopAnalyzer would not see the product inside, nor under autocast, whose cast of the
-    weight is a copy kept for backward anyway."""
-
-    @staticmethod
-    def forward(ctx, cols: torch.Tensor, weight: torch.Tensor,
-                bias: Optional[torch.Tensor]) -> torch.Tensor:
-        ctx.save_for_backward(cols, weight)
-        ctx.has_bias = bias is not None
-        return F.linear(cols, _flat_weight(weight), bias)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor) -> tuple:
-        cols, weight = ctx.saved_tensors
-        grad_cols = grad_weight = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            grad_cols = grad.mm(_flat_weight(weight))
-        if ctx.needs_input_grad[1]:
-            c_out, c, k, _ = weight.shape
-            grad_weight = grad.t().mm(cols).view(c_out, k, k, c).permute(0, 3, 1, 2)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_bias = grad.sum(0)
-        return grad_cols, grad_weight, grad_bias
 
 
 def _syncs_across_processes(norm: nn.Module) -> bool:
