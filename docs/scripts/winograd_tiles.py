@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, 'tools/analysis')
 from benchmark import interleaved_medians  # noqa: E402
-from pce_mm.models.winograd import _kron_matrices, winograd_conv  # noqa: E402
+from pce_mm.models.winograd import _transforms, winograd_conv  # noqa: E402
 
 torch.set_num_threads(2)
 
@@ -80,7 +80,7 @@ def transforms():
                           dtype=torch.float32)
         lead = torch.randn(q, q, n, c)
         first = lead.permute(2, 0, 1, 3).contiguous()
-        kron = _kron_matrices(q - 2, torch.float32, torch.device('cpu'))[0]
+        kron = _transforms(q - 2, torch.float32, torch.device('cpu'))[0]
 
         def side(x):                                   # rows of bt as sums of slices
             return torch.stack([sum(x[j] * float(bt[i, j]) for j in range(q) if bt[i, j])

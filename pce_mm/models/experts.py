@@ -29,9 +29,10 @@ class Expert(BaseModule):
       convolved by :func:`~pce_mm.models.winograd.winograd_conv` (``winograd = False``
       turns it off), faster than oneDNN on such small tiles and the same convolution up to
       float rounding, from ``winograd_min_tiles`` tiles up (below, its fixed cost per call,
-      a dozen small operations, is more than it saves). On CPU only: cuDNN picks its own
-      algorithms, Winograd's among them, and this one has not been timed on a GPU. Not under tracing (mmengine's FlopAnalyzer counts the convolution's
-      FLOPs), nor under autocast or in half precision.
+      a dozen small operations, is more than it saves). On CPU only (cuDNN picks its own
+      algorithms, Winograd's among them; this one was never timed on a GPU), in float32 or
+      float64, not under autocast, and not under tracing (mmengine's FlopAnalyzer counts
+      the direct convolution's FLOPs).
     - Routing can hand an expert a batch of one 1x1 patch. A batch norm (BN, or SyncBN
       within one process) cannot estimate statistics from one value per channel and refuses
       to: such a batch is normalised with the running statistics instead, and leaves them

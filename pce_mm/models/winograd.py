@@ -36,16 +36,13 @@ WINOGRAD_OUTPUTS = tuple(_TRANSFORMS)
 
 
 @functools.lru_cache(maxsize=16)
-def _kron_matrices(p: int, dtype: torch.dtype, device: torch.device) -> Tuple[torch.Tensor, ...]:
+def _transforms(p: int, dtype: torch.dtype,
+                device: torch.device) -> Tuple[torch.Tensor, ...]:
     """``B^T (x) B^T``, ``G (x) G`` and ``A^T (x) A^T``: the transforms as one matrix each,
     acting on a tile flattened row by row (one product of ``(q * q) x (q * q)`` with all the
     tiles' channels was the fastest form measured: docs/performance.md)."""
     bt, g, at = (torch.tensor(x, dtype=dtype, device=device) for x in _TRANSFORMS[p])
     return torch.kron(bt, bt), torch.kron(g, g), torch.kron(at, at)
-
-
-def _matrices(p: int, like: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-    return _kron_matrices(p, like.dtype, like.device)
 
 
 def _tiles_first(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -93,7 +90,7 @@ class _WinogradConv(torch.autograd.Function):
         tiles, weight = ctx.saved_tensors
         n, q, _, c_in = tiles.shape
         p, c_out = q - 2, weight.shape[0]
-        bt, g, at = _matrices(p, tiles)
+        bt, g, at = _transforms(p, tiles.dtype, tiles.device)
         grad = grad.permute(1, 2, 0, 3).reshape(p * p, n, c_out)
         grad_m = _tiles_first(at.t(), grad)                              # (qq, n, c_out)
         grad_tiles = grad_weight = grad_bias = None
@@ -112,7 +109,7 @@ def _forward(tiles: torch.Tensor, weight: torch.Tensor,
              bias: Optional[torch.Tensor]) -> torch.Tensor:
     n, q, _, c_in = tiles.shape
     p, c_out = q - 2, weight.shape[0]
-    bt, g, at = _matrices(p, tiles)
+    bt, g, at = _transforms(p, tiles.dtype, tiles.device)
     prods = torch.bmm(_input(bt, tiles), _kernel(g, weight))              # (qq, n, c_out)
     out = _tiles_first(at, prods).view(p, p, n, c_out).permute(2, 0, 1, 3).contiguous()
     return out if bias is None else out + bias
