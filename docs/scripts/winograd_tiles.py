@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, 'tools/analysis')
 from benchmark import interleaved_medians  # noqa: E402
-from pce_mm.models.winograd import _transforms, winograd_conv  # noqa: E402
+from pce_mm.models.winograd import (_input, _kernel, _tiles_first, _transforms,  # noqa: E402
+                                     winograd_conv)
 
 torch.set_num_threads(2)
 
@@ -47,13 +48,12 @@ def toom_cook(points, m, r=3):
 
 
 def winograd_float32(tiles, weight, bt, g, at):
+    """``winograd_conv``'s forward pass with other transforms, in float32."""
     q, m = bt.shape[0], at.shape[0]
-    k = [torch.kron(torch.tensor(x), torch.tensor(x)).float() for x in (bt, g, at)]
-    n, c, c_out = tiles.shape[0], tiles.shape[-1], weight.shape[0]
-    v = k[0] @ tiles.permute(1, 2, 0, 3).reshape(q * q, -1)
-    u = k[1] @ weight.permute(2, 3, 1, 0).reshape(9, -1)
-    prods = torch.bmm(v.view(q * q, n, c), u.view(q * q, c, c_out))
-    return (k[2] @ prods.reshape(q * q, -1)).view(m, m, n, c_out).permute(2, 0, 1, 3)
+    bt, g, at = (torch.kron(torch.tensor(x), torch.tensor(x)).float() for x in (bt, g, at))
+    n, c_out = tiles.shape[0], weight.shape[0]
+    prods = torch.bmm(_input(bt, tiles), _kernel(g, weight))
+    return _tiles_first(at, prods).view(m, m, n, c_out).permute(2, 0, 1, 3)
 
 
 def error():
