@@ -49,10 +49,58 @@ def test_benchmark_reports_the_saved_readme_figures_without_measuring(capsys):
 
 
 def test_step_time_trains_a_config_on_generated_official_files():
+    """And reaches PCE's phase 2 through the switch, untimed, as training does."""
     run = subprocess.run(
         [sys.executable, 'tools/analysis/step_time.py', 'configs/resnet_mnist.py',
-         '--steps', '1', '--warmup', '1'], cwd=REPO, capture_output=True, text=True,
-        timeout=600)
+         'configs/pce_mnist.py', '--steps', '1', '--warmup', '0'], cwd=REPO,
+        capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert 'STEP configs/resnet_mnist.py:' in run.stdout and '| `resnet_mnist.py` | 128 |' \
         in run.stdout
+    assert 'STEP configs/pce_mnist.py:' in run.stdout
+    log = run.stdout + run.stderr
+    assert 'PCENet: switched to routing at epoch 1, iteration 2' in log
+    assert 'Iter(train) [3/3]' in log and 'router_s1_entropy' in log.split('[3/3]')[1]
+
+
+def test_benchmark_times_the_routed_step_at_the_routing_training_has():
+    """A fresh router forced into phase 2 sends, step after step on one batch, every patch
+    of a block to the same two experts; the benchmark switches as training does."""
+    import torch
+    bench = load_tool('tools/analysis/benchmark.py')
+    step, model, _ = bench.train_step(bench.pce_spec('tiny'), 32, 4, 'cpu', phase=2)
+    assert model.switched
+    loads = []
+    for block in model.blocks():
+        block.router.register_forward_hook(lambda mod, args, out: loads.append(
+            torch.bincount(out.indices.flatten(), minlength=mod.num_experts)))
+    for _ in range(2):
+        step()
+    assert len(loads) == 2 * len(model.blocks())
+    for load in loads:
+        assert int((load > 0).sum()) > 4 and load.max() <= 3 * load.float().mean()
+
+
+def test_benchmark_block_routes_balanced():
+    import argparse
+    import torch
+    from pce_mm.models import dispatch
+    bench = load_tool('tools/analysis/benchmark.py')
+    seen = []
+    sparse = dispatch.DISPATCHERS['sparse']
+
+    def spy(x, grid, experts, indices, *args):
+        seen.append(torch.bincount(indices.flatten(), minlength=len(experts)))
+        return sparse(x, grid, experts, indices, *args)
+
+    dispatch.DISPATCHERS['sparse'] = spy
+    try:
+        for whole in (False, True):
+            step = bench.block_step(8, 'sparse', argparse.Namespace(device='cpu'), 2, whole)
+            for _ in range(3):
+                step()
+    finally:
+        dispatch.DISPATCHERS['sparse'] = sparse
+    assert len(seen) == 6
+    for load in seen:
+        assert int((load > 0).sum()) == 8 and load.max() <= 2 * load.float().mean()

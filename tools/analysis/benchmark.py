@@ -21,7 +21,9 @@ functions only measure and return numbers; ``report`` turns a result (this run's
 JSON's) into the markdown tables.
 """
 import argparse
+import contextlib
 import json
+import logging
 import platform
 import statistics
 import time
@@ -67,14 +69,22 @@ def training_memory_mib(model: nn.Module, x: torch.Tensor) -> float:
 
 
 def train_step(spec: dict, side: int, batch: int, device: str,
-               phase: Optional[int] = None) -> tuple:
+               phase: Optional[int] = None, switch: bool = True) -> tuple:
     """``(step, model, x)``: one training step of a backbone (forward, backward, SGD); a
-    PCENet in ``phase`` (1 or 2) when given."""
+    PCENet in ``phase`` (1 or 2) when given.
+
+    Phase 2 is reached as training reaches it (``switch``): a step in phase 1, then the
+    switch (experts tied, routers set by k-means of the batch's patches, balanced) and two
+    routed steps. A fresh router forced into phase 2 has near-zero logits, and on a batch
+    repeated step after step loss-free balancing's bias then outweighs them: every patch
+    of a block goes to the same two experts, a routing no trained model has, and cheaper
+    to run than a balanced one (docs/performance.md, "The benchmark's routing").
+    ``switch=False`` skips it (``--quick``: its k-means needs a patch per expert in every
+    block).
+    """
     torch.manual_seed(0)
     model = build_backbone(spec).to(device)
     model.train()
-    if phase is not None:
-        model.set_phase(phase)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     x = torch.randn(batch, 3, side, side, device=device)
 
@@ -83,8 +93,29 @@ def train_step(spec: dict, side: int, batch: int, device: str,
         sum(o.float().mean() for o in model(x)).backward()
         opt.step()
 
-    step()                                          # creates grads and optimizer state
+    switch = switch and phase == 2
+    if switch:
+        model.set_phase(1)
+        step()
+    if phase is not None:
+        model.set_phase(phase)
+    with _quiet_log():                              # the switch's report
+        step()                                      # creates grads and optimizer state
+    if switch:
+        step()                                      # loss-free balancing settles
     return step, model, x
+
+
+@contextlib.contextmanager
+def _quiet_log():
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def host_reads(step: Callable) -> int:
@@ -149,7 +180,8 @@ def measure_pce_vs_resnet(args) -> Dict:
                                  side, args.device)
         ref = flops_and_params(build_backbone(resnet), side, args.device)
         params = pce.count_params()
-        pce_step = train_step(pce_spec(arch), side, batch, args.device, phase=2)
+        pce_step = train_step(pce_spec(arch), side, batch, args.device, phase=2,
+                              switch=not args.quick)
         warm_step = train_step(pce_spec(arch), side, batch, args.device, phase=1)
         ref_step = train_step(resnet, side, batch, args.device)
         seconds = interleaved_medians(
@@ -163,7 +195,7 @@ def measure_pce_vs_resnet(args) -> Dict:
                        memory_mib=step_memory(*pce_step, args.device),
                        memory_mib_with_cp=step_memory(
                            *train_step(dict(pce_spec(arch), with_cp=True), side, batch,
-                                       args.device),
+                                       args.device, phase=2, switch=not args.quick),
                            args.device))
         ref_run = dict(step_s=seconds['resnet'], images_per_s=batch / seconds['resnet'],
                        memory_mib=step_memory(*ref_step, args.device))
@@ -224,6 +256,13 @@ def block_step(num_experts: int, dispatch: str, args, batch: int, whole: bool) -
     h = torch.randn(batch, BLOCK['expert_channels'], side, side, device=args.device,
                     requires_grad=True)
     grid = PatchGrid(side, side, BLOCK['patch_size'])
+    # The router as the switch sets it (k-means of the patches it routes, balanced): a
+    # fresh one sends every patch to the same two experts after a few steps (train_step).
+    with torch.no_grad():
+        if whole:
+            block.init_router(x, max_points=x.shape[0] * grid.num_patches)
+        else:
+            block.router.init_from_data(grid.pool(h), grid.centres(h.device))
 
     def stage():
         routing = block.route(h, grid)
@@ -368,7 +407,8 @@ def measure_profile(args) -> Dict:
     from torch.profiler import ProfilerActivity, profile
     out = {}
     for arch, _, side, batch in pairs(args):
-        _, model, x = train_step(pce_spec(arch), side, batch, args.device, phase=2)
+        _, model, x = train_step(pce_spec(arch), side, batch, args.device, phase=2,
+                                 switch=not args.quick)
         handles = label_block_parts(model)
         activities = [ProfilerActivity.CPU] + (
             [ProfilerActivity.CUDA] if args.device == 'cuda' else [])

@@ -7,7 +7,9 @@ folder, and the config trains on them through mmengine's Runner.
 
 Prints one line per config, the median of ``--steps`` iterations (data loading included)
 after ``--warmup``, and a markdown table at the end. A PCENet backbone is timed in phase 2
-(routed) unless ``--phase 1`` asks for the expert warm-up.
+(routed) unless ``--phase 1`` asks for the expert warm-up. Phase 2 is reached as training
+reaches it: one iteration in phase 1, then the switch (experts tied, routers set by k-means,
+balanced) on the next; neither is timed.
 """
 import argparse
 import math
@@ -16,6 +18,7 @@ import statistics
 import tempfile
 
 from mmengine.config import Config
+from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 import pce_mm  # noqa: F401  (compat fixes and registration)
@@ -54,10 +57,26 @@ def write_data(kind: str, root: str, samples: int) -> dict:
     return {'data_root': root}
 
 
+class PhaseHook(Hook):
+    """Phase 1 for the first iteration, then ``phase``: a fresh router forced into phase 2
+    sends every patch to the same two experts within a few steps (near-zero logits under
+    loss-free balancing's bias), where the switch gives the balanced routing training has
+    (docs/performance.md, "The benchmark's routing")."""
+
+    def __init__(self, phase: int):
+        self.phase = phase
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        for module in runner.model.modules():
+            if isinstance(module, PCENet):
+                module.set_phase(1 if runner.iter == 0 else self.phase)
+
+
 def step_time(cfg: Config, steps: int, warmup: int, phase: int, work_dir: str) -> float:
     """Median seconds of a training step of ``cfg`` (changed in place to train here)."""
     batch = cfg.train_dataloader.batch_size
-    iters = steps + warmup
+    skipped = warmup + 2                # phase 1's iteration and the switch's
+    iters = steps + skipped
     options = write_data(dataset_type(cfg), osp.join(work_dir, 'data'), batch * iters)
     merge_cli_options(cfg, options)
     cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
@@ -75,12 +94,10 @@ def step_time(cfg: Config, steps: int, warmup: int, phase: int, work_dir: str) -
     cfg.visualizer.name = cfg.experiment_name
     adapt_to_cpu(cfg)
     runner = Runner.from_cfg(cfg)
-    for module in runner.model.modules():
-        if isinstance(module, PCENet):
-            module.set_phase(phase)
+    runner.register_hook(PhaseHook(phase), priority='VERY_HIGH')
     runner.train()
     times = runner.message_hub.get_scalar('train/time').data[0]
-    return statistics.median(times[warmup:])
+    return statistics.median(times[skipped:])
 
 
 def main() -> None:
