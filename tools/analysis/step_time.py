@@ -75,7 +75,7 @@ class PhaseHook(Hook):
 def step_time(cfg: Config, steps: int, warmup: int, phase: int, work_dir: str) -> float:
     """Median seconds of a training step of ``cfg`` (changed in place to train here)."""
     batch = cfg.train_dataloader.batch_size
-    skipped = warmup + 2                # phase 1's iteration and the switch's
+    skipped = warmup + 2     # phase 1's iteration and the switch's (for every config alike)
     iters = steps + skipped
     options = write_data(dataset_type(cfg), osp.join(work_dir, 'data'), batch * iters)
     merge_cli_options(cfg, options)
