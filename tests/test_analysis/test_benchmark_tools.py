@@ -39,13 +39,20 @@ def test_benchmark_writes_the_promised_fields(tmp_path, capsys):
 
 
 def test_benchmark_reports_the_saved_readme_figures_without_measuring(capsys):
-    load_tool('tools/analysis/benchmark.py').main(
-        ['--report', osp.join(REPO, 'docs/benchmark_cpu.json')])
+    bench = load_tool('tools/analysis/benchmark.py')
+    bench.main(['--report', osp.join(REPO, 'docs/benchmark_cpu.json')])
     printed = capsys.readouterr().out
-    # the README's results table: tiny 28.4 vs 55.7 images/s, memory 1212 / 271 MiB
+    # performance.md's first table: tiny 28.4 vs 55.7 images/s, memory 1212 / 271 MiB
     assert '| tiny vs ResNet_CIFAR18 | 32 | 32 | 0.55 / 0.56 (0.982) | 28.4 / 55.7 (0.51) | ' \
         '1212 / 271 (4.47) |' in printed
     assert '| **dense / sparse** | **2.61x** |' in printed
+    # the README's results table (twelfth session, phase 2 after the switch)
+    bench.main(['--report', osp.join(REPO, 'docs/benchmark_cpu_switched.json')])
+    printed = capsys.readouterr().out
+    assert '| tiny vs ResNet_CIFAR18 | 32 | 32 | 0.55 / 0.56 (0.982) | 22.0 / 49.0 (0.45) | ' \
+        '845 / 271 (3.12) | 587 (2.16) | 48.4 (0.99) | 1 / 17 |' in printed
+    assert '| **dense / sparse** | **2.26x** |' in printed and '| **E=32 / E=4** | **1.88** |' \
+        in printed
 
 
 def test_step_time_trains_a_config_on_generated_official_files():
