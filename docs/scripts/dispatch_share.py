@@ -14,9 +14,7 @@ repository root:
 
     python docs/scripts/dispatch_share.py
 """
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
@@ -32,18 +30,6 @@ torch.set_num_threads(2)
 class Crop(torch.nn.Module):
     def forward(self, x):
         return x[:, :, 1:-1, 1:-1] * 1.0
-
-
-def medians(steps, repeats=7):
-    for step in steps.values():
-        step()
-    times = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    return {name: round(statistics.median(t) * 1e3, 1) for name, t in times.items()}
 
 
 def main():
@@ -75,7 +61,7 @@ def main():
         q = grid.patch + 2 * halo
         tiles = torch.randn(indices.numel(), q, q, h.shape[1], requires_grad=True)
         crops = [Crop() for _ in experts]
-        times = medians(dict(
+        times = b.interleaved_medians(dict(
             sparse=lambda: sparse_dispatch(h, grid, experts, indices, weights,
                                            halo).sum().backward(),
             crop=lambda: sparse_dispatch(h, grid, crops, indices, weights,
@@ -83,9 +69,9 @@ def main():
             alone=lambda: torch.cat([e(c.permute(0, 3, 1, 2)).permute(0, 2, 3, 1) for e, c
                                      in zip(experts, tiles.split(counts))]).sum().backward(),
             full=lambda: sum(experts.experts[0](F.pad(h, (halo, ) * 4))
-                             for _ in range(k)).sum().backward()))
+                             for _ in range(k)).sum().backward()), 'cpu', warmup=1, repeats=7)
         print(f'{tuple(h.shape)}, patch {grid.patch}: ' +
-              ', '.join(f'{name} {t} ms' for name, t in times.items()), flush=True)
+              ', '.join(f'{name} {t * 1e3:.1f} ms' for name, t in times.items()), flush=True)
 
 
 if __name__ == '__main__':

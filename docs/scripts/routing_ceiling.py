@@ -16,7 +16,6 @@ repository root:
 
     python docs/scripts/routing_ceiling.py [--repeats 5] [--arch tiny r18 r50]
 """
-import argparse
 import sys
 
 import torch
@@ -47,13 +46,8 @@ def with_full_map_experts(step):
 
 
 original = PCEBlock.warmup_experts_output
-parser = argparse.ArgumentParser()
-parser.add_argument('--repeats', type=int, default=5)
-parser.add_argument('--arch', nargs='+', default=['tiny', 'r18', 'r50'])
-args = parser.parse_args()
-for arch, resnet, side, batch in b.PAIRS:
-    if arch not in args.arch:
-        continue
+args, pairs = b.script_pairs()
+for arch, resnet, side, batch in pairs:
     spec = b.pce_spec(arch)
     steps = dict(
         resnet=b.train_step(resnet, side, batch, 'cpu')[0],

@@ -26,8 +26,9 @@ torch.set_num_threads(2)
 
 
 def faults() -> None:
-    pce = b.train_step(b.pce_spec('tiny'), 32, 32, 'cpu', phase=2)[0]
-    resnet = b.train_step(dict(type='ResNet_CIFAR', depth=18), 32, 32, 'cpu')[0]
+    arch, twin, side, batch = b.PAIRS[0]                       # tiny and ResNet_CIFAR-18
+    resnet = b.train_step(twin, side, batch, 'cpu')[0]
+    pce = b.train_step(b.pce_spec(arch), side, batch, 'cpu', phase=2)[0]
     times, counts = {'pce': [], 'resnet': []}, {'pce': [], 'resnet': []}
     for _ in range(2):
         pce(), resnet()

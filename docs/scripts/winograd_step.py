@@ -6,7 +6,6 @@ docs/performance.md, "Winograd tiles (eleventh session)". From the repository ro
 
     python docs/scripts/winograd_step.py [--repeats 5] [--arch tiny r18 r50]
 """
-import argparse
 import sys
 
 import torch
@@ -28,13 +27,8 @@ def with_winograd(step, on: bool):
     return run
 
 
-parser = argparse.ArgumentParser()
-parser.add_argument('--repeats', type=int, default=5)
-parser.add_argument('--arch', nargs='+', default=['tiny', 'r18', 'r50'])
-args = parser.parse_args()
-for arch, resnet, side, batch in b.PAIRS:
-    if arch not in args.arch:
-        continue
+args, pairs = b.script_pairs()
+for arch, resnet, side, batch in pairs:
     pce, _, _ = b.train_step(b.pce_spec(arch), side, batch, 'cpu', phase=2)
     twin, _, _ = b.train_step(resnet, side, batch, 'cpu')
     times = b.interleaved_medians(

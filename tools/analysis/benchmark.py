@@ -27,7 +27,7 @@ import logging
 import platform
 import statistics
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -166,6 +166,16 @@ def pairs(args) -> List[tuple]:
             for arch, resnet, side, batch in PAIRS]
 
 
+def script_pairs(argv: Optional[List[str]] = None) -> Tuple[argparse.Namespace, List[tuple]]:
+    """``--repeats`` and ``--arch`` of the timing scripts in docs/scripts, and the
+    :data:`PAIRS` those presets pick."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--arch', nargs='+', default=[p[0] for p in PAIRS])
+    args = parser.parse_args(argv)
+    return args, [pair for pair in PAIRS if pair[0] in args.arch]
+
+
 def pce_spec(arch: str) -> dict:
     return dict(type='PCENet', arch=arch, num_experts=8, top_k=2)
 
@@ -258,11 +268,10 @@ def block_step(num_experts: int, dispatch: str, args, batch: int, whole: bool) -
     grid = PatchGrid(side, side, BLOCK['patch_size'])
     # The router as the switch sets it (k-means of the patches it routes, balanced): a
     # fresh one sends every patch to the same two experts after a few steps (train_step).
-    with torch.no_grad():
-        if whole:
-            block.init_router(x, max_points=x.shape[0] * grid.num_patches)
-        else:
-            block.router.init_from_data(grid.pool(h), grid.centres(h.device))
+    if whole:
+        block.init_router(x, max_points=x.shape[0] * grid.num_patches)
+    else:
+        block.router.init_from_data(grid.pool(h.detach()), grid.centres(h.device))
 
     def stage():
         routing = block.route(h, grid)

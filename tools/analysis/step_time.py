@@ -67,6 +67,8 @@ class PhaseHook(Hook):
         self.phase = phase
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        if runner.iter > 1:                 # set at iterations 0 and 1, then kept
+            return
         for module in runner.model.modules():
             if isinstance(module, PCENet):
                 module.set_phase(1 if runner.iter == 0 else self.phase)
