@@ -1,12 +1,8 @@
-# scikit-learn's 1,797 handwritten digits as MNIST files (1,348 train / 449 test, written by
-# tools/misc/make_digits_mnist.py data/digits): the small real set of the routing study
-# (docs/routing.md). pce_mnist.py on a short schedule. Twin: resnet_digits.py.
-_base_ = './pce_mnist.py'
+# The digits (configs/_base_/digits.py) with PCENet-tiny on one input channel; phase 1 is
+# the first 2 of 8 epochs. Twin: resnet_digits.py.
+_base_ = './_base_/digits.py'
 
-data_root = 'data/digits'
-train_dataloader = dict(batch_size=64, dataset=dict(data_root=data_root))
-val_dataloader = dict(dataset=dict(data_root=data_root))
-test_dataloader = dict(dataset=dict(data_root=data_root))
-model = dict(backbone=dict(warmup_epochs=2))
-param_scheduler = dict(milestones=[6])
-train_cfg = dict(max_epochs=8)
+model = dict(
+    backbone=dict(
+        _delete_=True, type='PCENet', arch='tiny', in_channels=1, num_experts=8, top_k=2,
+        warmup_epochs=2, out_indices=(3, )))

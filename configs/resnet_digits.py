@@ -1,11 +1,7 @@
-# scikit-learn's 1,797 handwritten digits as MNIST files (1,348 train / 449 test, written by
-# tools/misc/make_digits_mnist.py data/digits): the small real set of the routing study
-# (docs/routing.md). resnet_mnist.py on a short schedule. Twin: pce_digits.py.
-_base_ = './resnet_mnist.py'
+# The digits (configs/_base_/digits.py) with mmpretrain's ResNet-18 (CIFAR stem) on one
+# input channel. Twin: pce_digits.py.
+_base_ = './_base_/digits.py'
 
-data_root = 'data/digits'
-train_dataloader = dict(batch_size=64, dataset=dict(data_root=data_root))
-val_dataloader = dict(dataset=dict(data_root=data_root))
-test_dataloader = dict(dataset=dict(data_root=data_root))
-param_scheduler = dict(milestones=[6])
-train_cfg = dict(max_epochs=8)
+model = dict(
+    backbone=dict(
+        _delete_=True, type='ResNet_CIFAR', depth=18, in_channels=1, out_indices=(3, )))

@@ -105,16 +105,23 @@ def test_pce_augmentations_train_in_a_config_pipeline_and_preprocessor(tmp_path)
     assert runner.iter == 3
 
 
-def test_digits_are_written_as_mnist_files_with_held_out_test_digits(tmp_path):
+def test_digits_hold_out_a_seeded_validation_fifth_and_the_test_digits(tmp_path):
     from pce_mm.datasets.digits import make_digits_mnist
     counts = make_digits_mnist(str(tmp_path), test_fraction=0.25)
     assert counts == dict(t10k=449, train=1348)
     cfg = load_config('pce_digits', {'data_root': str(tmp_path)})
-    train = DATASETS.build(cfg.train_dataloader.dataset)
-    test = DATASETS.build(cfg.test_dataloader.dataset)
-    assert len(train) == 1348 and len(test) == 449
+    train, val, test = (DATASETS.build(cfg[f'{split}_dataloader'].dataset)
+                        for split in ('train', 'val', 'test'))
+    assert (len(train), len(val), len(test)) == (1079, 269, 449)
     image = test.get_data_info(0)['img']
     assert image.shape == (28, 28) and image.max() > 200 and not image[:2].any()
     labels = {int(train.get_data_info(i)['gt_label']) for i in range(len(train))}
     assert labels == set(range(10))
-    assert not any(np.array_equal(image, train.get_data_info(i)['img']) for i in range(50))
+
+    def images(ds):
+        return {ds.get_data_info(i)['img'].tobytes() for i in range(len(ds))}
+    assert not images(train) & images(val) and not images(test) & images(val)
+    # Seeded: the same digits are held out every time the config is read.
+    again = DATASETS.build(load_config('pce_digits', {'data_root': str(tmp_path)})
+                           .val_dataloader.dataset)
+    assert images(again) == images(val)

@@ -1,8 +1,14 @@
 """Evaluate a checkpoint with the config's test loop and metric (mAP, mIoU, top-1 ...).
 
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--split test|val]
+                                           [--out FILE [--out-item pred|metrics]]
                                            [--show-dir DIR] [--phase 1|2]
                                            [--cfg-options k=v ...]
+
+``--split val`` evaluates on the config's validation split (its ``val_dataloader`` and
+``val_evaluator``) instead of the test split. ``--out`` dumps the predictions (a ``.pkl``),
+or with ``--out-item metrics`` the metrics (``.json``, ``.yaml`` or ``.pkl``), as
+mmpretrain's test tool does.
 
 A PCENet runs in the phase it last trained in, unless ``--phase`` says which: ``--phase 2``
 on a checkpoint of phase 1 runs the switch (tied experts, routers from the first batch)
@@ -14,6 +20,7 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.evaluator import DumpResults
+from mmengine.fileio import dump
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -27,7 +34,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save the evaluation results')
-    parser.add_argument('--out', help='dump predictions to a pickle file')
+    parser.add_argument('--split', choices=['test', 'val'], default='test',
+                        help='evaluate on the test split (default) or the validation split')
+    parser.add_argument('--out', help='dump the predictions (.pkl) or the metrics to a file')
+    parser.add_argument('--out-item', choices=['pred', 'metrics'], default='pred',
+                        help='what --out holds (default: the predictions)')
     parser.add_argument('--show-dir', help='draw predictions into this directory')
     parser.add_argument('--phase', type=int, choices=[1, 2],
                         help="PCENet's phase: 1 expert warm-up, 2 routed (default: the "
@@ -45,8 +56,9 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
-        raise ValueError(f'--out must name a .pkl file, got {args.out}')
+    if args.out is not None and args.out_item == 'pred' and \
+            not args.out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out of the predictions must name a .pkl file, got {args.out}')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     merge_cli_options(cfg, args.cfg_options)
@@ -66,9 +78,13 @@ def main() -> None:
             raise ValueError(f'--phase {args.phase}: {args.config} has no PCENet')
         for backbone in backbones:
             backbone.set_phase(args.phase)
-    if args.out is not None:
-        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
-    runner.test()
+    loop = runner.val if args.split == 'val' else runner.test
+    if args.out is not None and args.out_item == 'pred':
+        evaluator = runner.val_evaluator if args.split == 'val' else runner.test_evaluator
+        evaluator.metrics.append(DumpResults(out_file_path=args.out))
+    metrics = loop()
+    if args.out is not None and args.out_item == 'metrics':
+        dump(metrics, args.out)
 
 
 if __name__ == '__main__':

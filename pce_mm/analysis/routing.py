@@ -53,16 +53,16 @@ class StageRouting:
 
 
 def load_model(config: str, checkpoint: str, device: str = 'cpu',
-               options: Optional[dict] = None) -> tuple:
+               options: Optional[dict] = None, pce_only: bool = True) -> tuple:
     """``(cfg, model)``: the config (with ``--cfg-options`` merged) and its model with the
-    checkpoint's weights, in eval mode."""
+    checkpoint's weights, in eval mode; ``pce_only``: its backbone must be a PCENet."""
     from mmengine.registry import MODELS
     cfg = Config.fromfile(config)                     # imports its custom_imports
     adapt_to_cpu(merge_cli_options(cfg, options))
     init_default_scope(cfg.get('default_scope', 'mmengine'))
     model = MODELS.build(cfg.model)
     backbone = getattr(model, 'backbone', None)
-    if not isinstance(backbone, PCENet):
+    if pce_only and not isinstance(backbone, PCENet):
         raise TypeError(f'{config}: model.backbone is {type(backbone).__name__}, not PCENet')
     load_checkpoint(model, checkpoint, map_location='cpu')
     return cfg, model.to(device).eval()

@@ -1,0 +1,250 @@
+"""Studies: arms (a config and its overrides) x learning rates x seeds, run one at a time
+through the project's own ``tools/train.py`` and ``tools/test.py``, and summarised as mean
+and spread over seeds beside each arm's cost.
+
+A study is a small mmengine config (``configs/studies/*.py``)::
+
+    description = 'What the study asks.'
+    arms = dict(resnet=dict(config='configs/resnet_digits.py'),
+                pce_k1=dict(config='configs/pce_digits.py',
+                            options={'model.backbone.top_k': 1}))
+    reference = 'resnet'          # differences are taken to this arm
+    seeds = [0, 1, 2]
+    lrs = [0.025, 0.05, 0.1]      # optional: a grid over `lr_key`; else each config's own
+    split = 'val'                 # what the table scores: 'val' (choices) or 'test' (final)
+    metric = 'accuracy/top1'
+    options = {...}               # --cfg-options of every run (e.g. a shorter schedule)
+    test_options = {...}          # --cfg-options of the evaluation only
+    input_shape = (1, 28, 28)     # of the image the active FLOPs are counted on
+
+Every run has its own work dir, ``<work_dir>/<arm>[/lr<lr>]/seed<seed>``, and ends with a
+``result.json`` there: a finished run (passed or failed) is not run again.
+"""
+import json
+import math
+import os
+import os.path as osp
+import statistics
+from typing import Dict, List, NamedTuple, Optional, Sequence
+
+from mmengine.config import Config
+
+__all__ = ['Run', 'load_study', 'plan', 'train_command', 'test_command', 'read_result',
+           'summarise', 'format_table', 'RESULT_FILE']
+
+RESULT_FILE = 'result.json'
+SPLITS = ('val', 'test')
+DEFAULTS = dict(description='', reference=None, seeds=[0, 1, 2], lrs=None,
+                lr_key='optim_wrapper.optimizer.lr', split='val', metric=None,
+                options={}, test_options={}, input_shape=(3, 224, 224), work_dir=None,
+                keep_checkpoints='first')
+
+
+class Run(NamedTuple):
+    """One training run of a study and where it lives."""
+    arm: str
+    lr: Optional[float]
+    seed: int
+    config: str
+    options: Dict[str, object]
+    work_dir: str
+
+
+def load_study(path: str) -> Config:
+    """The study config at ``path`` with its defaults filled in, checked: a wrong setting
+    raises naming it and the file."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'study file {path} does not exist')
+    cfg = Config.fromfile(path)
+    unknown = set(cfg.keys()) - set(DEFAULTS) - {'arms', 'name'}
+    if unknown:
+        raise KeyError(f'{path}: unknown study settings {sorted(unknown)}; allowed: '
+                       f"{sorted(set(DEFAULTS) | {'arms', 'name'})}")
+    for key, value in DEFAULTS.items():
+        cfg.setdefault(key, value)
+    cfg.setdefault('name', osp.splitext(osp.basename(path))[0])
+    # Absolute paths: the runs' tools run in the repository root, wherever this runs.
+    cfg.work_dir = osp.abspath(cfg.work_dir or osp.join('work_dirs', 'studies', cfg.name))
+    if not cfg.get('arms'):
+        raise KeyError(f'{path}: a study needs `arms`, a dict of name -> dict(config=...)')
+    for name, arm in cfg.arms.items():
+        if 'config' not in arm or set(arm) - {'config', 'options', 'lrs'}:
+            raise KeyError(f'{path}: arm {name!r} takes `config` and optionally `options`, '
+                           f'`lrs`; got {sorted(arm)}')
+        if not osp.isfile(arm['config']):
+            raise FileNotFoundError(f'{path}: arm {name!r} names {arm["config"]}, which '
+                                    'does not exist')
+        arm['config'] = osp.abspath(arm['config'])
+        for key, value in {**arm.get('options', {}), **cfg.options}.items():
+            if isinstance(value, dict):
+                raise TypeError(f'{path}: option {key!r} of arm {name!r} is a dict; '
+                                '--cfg-options takes one key per leaf (e.g. a.b.c=1)')
+    if cfg.reference is None:
+        cfg.reference = next(iter(cfg.arms))
+    if cfg.reference not in cfg.arms:
+        raise KeyError(f'{path}: reference {cfg.reference!r} is not an arm '
+                       f'({sorted(cfg.arms)})')
+    if cfg.split not in SPLITS:
+        raise ValueError(f'{path}: split must be one of {SPLITS}, got {cfg.split!r}')
+    if not cfg.metric:
+        raise KeyError(f'{path}: a study needs the `metric` its table scores, '
+                       "e.g. 'accuracy/top1'")
+    if cfg.keep_checkpoints not in ('none', 'first', 'all'):
+        raise ValueError(f"{path}: keep_checkpoints must be 'none', 'first' or 'all', "
+                         f'got {cfg.keep_checkpoints!r}')
+    if not cfg.seeds:
+        raise ValueError(f'{path}: seeds is empty')
+    return cfg
+
+
+def plan(study: Config) -> List[Run]:
+    """Every (arm, learning rate, seed) of the study, seed by seed: a study stopped early
+    has every arm on its first seeds."""
+    runs = []
+    for seed in study.seeds:
+        for name, arm in study.arms.items():
+            for lr in arm.get('lrs', study.lrs) or [None]:
+                options = {**study.options, **arm.get('options', {}),
+                           'randomness.seed': seed}
+                parts = [study.work_dir, name]
+                if lr is not None:
+                    options[study.lr_key] = lr
+                    parts.append(f'lr{lr:g}')
+                parts.append(f'seed{seed}')
+                runs.append(Run(name, lr, seed, arm['config'], options, osp.join(*parts)))
+    return runs
+
+
+def _cli(options: Dict[str, object]) -> List[str]:
+    """``--cfg-options`` arguments: ``key=value``, lists and tuples in Python syntax
+    (mmengine's ``DictAction`` reads them back)."""
+    if not options:
+        return []
+    return ['--cfg-options'] + [f'{k}={v!r}' if isinstance(v, str) and ' ' in v
+                                else f'{k}={v}' for k, v in options.items()]
+
+
+def train_command(run: Run, python: str) -> List[str]:
+    return [python, 'tools/train.py', run.config, '--work-dir', run.work_dir] + \
+        _cli(run.options)
+
+
+def test_command(run: Run, python: str, checkpoint: str, split: str,
+                 test_options: Dict[str, object]) -> List[str]:
+    return [python, 'tools/test.py', run.config, checkpoint, '--split', split,
+            '--work-dir', osp.join(run.work_dir, f'eval_{split}'),
+            '--out', osp.join(run.work_dir, f'metrics_{split}.json'), '--out-item', 'metrics'] \
+        + _cli({**run.options, **test_options})
+
+
+def read_result(run: Run) -> Optional[dict]:
+    """The run's ``result.json``, or ``None`` when it has not finished."""
+    path = osp.join(run.work_dir, RESULT_FILE)
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_result(run: Run, result: dict) -> None:
+    with open(osp.join(run.work_dir, RESULT_FILE), 'w') as f:
+        json.dump(result, f, indent=1)
+
+
+def last_checkpoint(work_dir: str) -> Optional[str]:
+    """What mmengine's ``CheckpointHook`` names the last checkpoint (``last_checkpoint``)."""
+    path = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        ckpt = f.read().strip()
+    return ckpt if osp.isfile(ckpt) else None
+
+
+def remove_checkpoints(work_dir: str) -> None:
+    for name in os.listdir(work_dir):
+        if name.endswith('.pth'):
+            os.remove(osp.join(work_dir, name))
+
+
+def _welch(a: Sequence[float], b: Sequence[float]) -> tuple:
+    """``(difference of means, its standard error, two-sided p)`` of Welch's t-test;
+    ``nan`` where a side has fewer than two values."""
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    if len(a) < 2 or len(b) < 2:
+        return diff, math.nan, math.nan
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return diff, 0.0, (1.0 if diff == 0 else 0.0)
+    from scipy.stats import ttest_ind
+    return diff, se, float(ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def summarise(study: Config, results: List[dict]) -> List[dict]:
+    """One row per (arm, learning rate): n, failed, mean and std of the study's metric over
+    seeds, the difference to the reference arm (its best learning rate) with its standard
+    error and Welch's p, the arm's active GFLOPs and median wall time of its runs, and
+    whether it is the arm's best learning rate on this split."""
+    key = f'{study.split}/{study.metric}'
+    groups: Dict[tuple, List[dict]] = {}
+    for r in results:
+        groups.setdefault((r['arm'], r['lr']), []).append(r)
+    rows = []
+    for (arm, lr), runs in groups.items():
+        ok = [r for r in runs if r['status'] == 'ok' and key in r['metrics']]
+        values = [r['metrics'][key] for r in ok]
+        rows.append(dict(
+            arm=arm, lr=lr, n=len(values), failed=len(runs) - len(ok), values=values,
+            mean=statistics.fmean(values) if values else math.nan,
+            std=statistics.stdev(values) if len(values) > 1 else math.nan,
+            gflops=_median([r.get('gflops') for r in ok]),
+            train_s=_median([r.get('train_s') for r in ok])))
+    for arm in study.arms:
+        mine = [r for r in rows if r['arm'] == arm and r['n']]
+        if mine:
+            max(mine, key=lambda r: r['mean'])['best'] = True
+    ref = next((r for r in rows if r['arm'] == study.reference and r.get('best')), None)
+    for row in rows:
+        row.setdefault('best', False)
+        if ref is None or not row['n']:
+            row.update(diff=math.nan, se=math.nan, p=math.nan)
+        else:
+            row['diff'], row['se'], row['p'] = _welch(row['values'], ref['values'])
+    return rows
+
+
+def _median(values: Sequence[Optional[float]]) -> float:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else math.nan
+
+
+def _fmt(value: float, digits: int = 2) -> str:
+    return '-' if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else f'{value:.{digits}f}'
+
+
+def format_table(study: Config, rows: List[dict]) -> str:
+    """The summary as a markdown table; a difference whose Welch p is above 0.05 is marked
+    "within noise"."""
+    with_lr = any(r['lr'] is not None for r in rows)
+    head = ['arm'] + (['lr'] if with_lr else []) + \
+        [f'{study.split} {study.metric}: mean ± std', 'n', f'vs {study.reference}',
+         'p', 'active GFLOPs', 'train s (median)']
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for r in rows:
+        name = f"**{r['arm']}**" if r['arm'] == study.reference and r['best'] else r['arm']
+        lr = ([f"{r['lr']:g}" + (' (best)' if r['best'] and with_lr else '')]
+              if with_lr else [])
+        n = f"{r['n']}" + (f" ({r['failed']} failed)" if r['failed'] else '')
+        if r['arm'] == study.reference and r['best']:
+            diff, p = '', ''
+        elif math.isnan(r['diff']):
+            diff, p = '-', '-'
+        else:
+            diff = f"{r['diff']:+.2f} ± {_fmt(r['se'])}"
+            p = _fmt(r['p'], 3) + (' (within noise)' if r['p'] > 0.05 else '')
+        lines.append('| ' + ' | '.join(
+            [name] + lr + [f"{_fmt(r['mean'])} ± {_fmt(r['std'])}", n, diff, p,
+                           _fmt(r['gflops'], 3), _fmt(r['train_s'], 0)]) + ' |')
+    return '\n'.join(lines)
