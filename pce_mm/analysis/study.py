@@ -17,8 +17,11 @@ A study is a small mmengine config (``configs/studies/*.py``)::
     test_options = {...}          # --cfg-options of the evaluation only
     input_shape = (1, 28, 28)     # of the image the active FLOPs are counted on
 
-Every run has its own work dir, ``<work_dir>/<arm>[/lr<lr>]/seed<seed>``, and ends with a
-``result.json`` there: a finished run (passed or failed) is not run again.
+Every run has its own work dir (checkpoints, logs), ``<work_dir>/<arm>[/lr<lr>]/seed<seed>``,
+and ends with a JSON record in ``<results_dir>/runs/`` (metrics, wall times, FLOPs, the
+commands): a run with a record (passed or failed) is not run again. The records and the
+summary live in ``results_dir`` (default ``docs/results/<study>``), small enough to commit,
+so a study goes on from wherever its records are.
 """
 import json
 import math
@@ -30,14 +33,13 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 from mmengine.config import Config
 
 __all__ = ['Run', 'load_study', 'plan', 'train_command', 'test_command', 'read_result',
-           'summarise', 'format_table', 'RESULT_FILE']
+           'write_result', 'summarise', 'format_table']
 
-RESULT_FILE = 'result.json'
 SPLITS = ('val', 'test')
 DEFAULTS = dict(description='', reference=None, seeds=[0, 1, 2], lrs=None,
                 lr_key='optim_wrapper.optimizer.lr', split='val', metric=None,
                 options={}, test_options={}, input_shape=(3, 224, 224), work_dir=None,
-                keep_checkpoints='first')
+                results_dir=None, keep_checkpoints='first')
 
 
 class Run(NamedTuple):
@@ -48,6 +50,7 @@ class Run(NamedTuple):
     config: str
     options: Dict[str, object]
     work_dir: str
+    record: str        # the run's result file
 
 
 def load_study(path: str) -> Config:
@@ -65,6 +68,7 @@ def load_study(path: str) -> Config:
     cfg.setdefault('name', osp.splitext(osp.basename(path))[0])
     # Absolute paths: the runs' tools run in the repository root, wherever this runs.
     cfg.work_dir = osp.abspath(cfg.work_dir or osp.join('work_dirs', 'studies', cfg.name))
+    cfg.results_dir = osp.abspath(cfg.results_dir or osp.join('docs', 'results', cfg.name))
     if not cfg.get('arms'):
         raise KeyError(f'{path}: a study needs `arms`, a dict of name -> dict(config=...)')
     for name, arm in cfg.arms.items():
@@ -106,12 +110,14 @@ def plan(study: Config) -> List[Run]:
             for lr in arm.get('lrs', study.lrs) or [None]:
                 options = {**study.options, **arm.get('options', {}),
                            'randomness.seed': seed}
-                parts = [study.work_dir, name]
+                parts = [name]
                 if lr is not None:
                     options[study.lr_key] = lr
                     parts.append(f'lr{lr:g}')
                 parts.append(f'seed{seed}')
-                runs.append(Run(name, lr, seed, arm['config'], options, osp.join(*parts)))
+                runs.append(Run(name, lr, seed, arm['config'], options,
+                                osp.join(study.work_dir, *parts),
+                                osp.join(study.results_dir, 'runs', '_'.join(parts) + '.json')))
     return runs
 
 
@@ -138,16 +144,16 @@ def test_command(run: Run, python: str, checkpoint: str, split: str,
 
 
 def read_result(run: Run) -> Optional[dict]:
-    """The run's ``result.json``, or ``None`` when it has not finished."""
-    path = osp.join(run.work_dir, RESULT_FILE)
-    if not osp.isfile(path):
+    """The run's record, or ``None`` when it has not finished."""
+    if not osp.isfile(run.record):
         return None
-    with open(path) as f:
+    with open(run.record) as f:
         return json.load(f)
 
 
 def write_result(run: Run, result: dict) -> None:
-    with open(osp.join(run.work_dir, RESULT_FILE), 'w') as f:
+    os.makedirs(osp.dirname(run.record), exist_ok=True)
+    with open(run.record, 'w') as f:
         json.dump(result, f, indent=1)
 
 

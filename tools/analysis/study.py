@@ -2,14 +2,15 @@
 arm, the difference to a reference arm, and what each arm costs.
 
     python tools/analysis/study.py configs/studies/STUDY.py [--dry-run] [--retry-failed]
-        [--only ARM [ARM ...]] [--work-dir DIR]
+        [--only ARM [ARM ...]] [--work-dir DIR] [--results-dir DIR]
 
 Every run is an ordinary ``tools/train.py`` run in its own work dir, evaluated by
 ``tools/test.py`` on the validation split (and on the test split when the study's ``split``
-is 'test'), one at a time. A run that finished (passed or failed) is not run again, so a
-stopped study goes on where it stopped. Writes into the study's work dir: ``runs.csv``
-(every run), ``summary.csv``, ``table.md``, ``seeds.png`` (per arm: each seed and mean ±
-std) and ``cost.png`` (the metric against wall time and against active FLOPs).
+is 'test'), one at a time. A run with a record in the results dir (passed or failed) is not
+run again, so a stopped study goes on where it stopped. Writes into the results dir
+(default ``docs/results/<study>``): ``runs/*.json`` (a record a run), ``runs.csv``,
+``summary.csv``, ``table.md``, ``seeds.png`` (per arm: each seed and mean ± std) and
+``cost.png`` (the metric against wall time and against active FLOPs).
 """
 import argparse
 import csv
@@ -22,7 +23,7 @@ import time
 from typing import List, Optional
 
 import pce_mm  # noqa: F401  (compat fixes and registration)
-from pce_mm.analysis.study import (RESULT_FILE, Run, format_table, last_checkpoint,
+from pce_mm.analysis.study import (Run, format_table, last_checkpoint,
                                    load_study, plan, read_result, remove_checkpoints,
                                    summarise, test_command, train_command, write_result)
 
@@ -32,7 +33,10 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('study', help='a study config, e.g. configs/studies/digits.py')
-    parser.add_argument('--work-dir', help="the study's folder (default: its work_dir)")
+    parser.add_argument('--work-dir', help="the runs' work dirs go here (default: the "
+                        "study's work_dir, else work_dirs/studies/<study>)")
+    parser.add_argument('--results-dir', help="the records and summary go here (default: "
+                        "the study's results_dir, else docs/results/<study>)")
     parser.add_argument('--only', nargs='+', metavar='ARM', help='run only these arms')
     parser.add_argument('--retry-failed', action='store_true',
                         help='run the failed runs again (passed runs are always kept)')
@@ -71,7 +75,7 @@ def _tail(log: str, lines: int = 15) -> str:
 
 
 def execute(run: Run, study, first_seed: bool) -> dict:
-    """Trains, evaluates and costs one run; its ``result.json``."""
+    """Trains, evaluates and costs one run; its record."""
     from mmengine.fileio import load
     from pce_mm.analysis.flops import backbone_gflops
     from pce_mm.analysis.routing import load_model
@@ -118,7 +122,7 @@ def write_outputs(study, runs: List[Run]) -> List[dict]:
     if not results:
         return []
     metric_keys = sorted({k for r in results for k in r['metrics']})
-    with open(osp.join(study.work_dir, 'runs.csv'), 'w', newline='') as f:
+    with open(osp.join(study.results_dir, 'runs.csv'), 'w', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['arm', 'lr', 'seed', 'status', 'train_s', 'test_s', 'gflops']
                         + metric_keys)
@@ -129,16 +133,16 @@ def write_outputs(study, runs: List[Run]) -> List[dict]:
     rows = summarise(study, results)
     fields = ['arm', 'lr', 'n', 'failed', 'mean', 'std', 'diff', 'se', 'p', 'best',
               'gflops', 'train_s']
-    with open(osp.join(study.work_dir, 'summary.csv'), 'w', newline='') as f:
+    with open(osp.join(study.results_dir, 'summary.csv'), 'w', newline='') as f:
         writer = csv.DictWriter(f, fields, extrasaction='ignore')
         writer.writeheader()
         writer.writerows(rows)
     table = format_table(study, rows)
-    with open(osp.join(study.work_dir, 'table.md'), 'w') as f:
+    with open(osp.join(study.results_dir, 'table.md'), 'w') as f:
         f.write(table + '\n')
     label = f'{study.split} {study.metric}'
-    draw_seeds(rows, label, osp.join(study.work_dir, 'seeds.png'), study.reference)
-    draw_cost(rows, label, osp.join(study.work_dir, 'cost.png'))
+    draw_seeds(rows, label, osp.join(study.results_dir, 'seeds.png'), study.reference)
+    draw_cost(rows, label, osp.join(study.results_dir, 'cost.png'))
     print(table)
     return rows
 
@@ -147,7 +151,9 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     args = parse_args(argv)
     study = load_study(args.study)
     if args.work_dir:
-        study.work_dir = args.work_dir
+        study.work_dir = osp.abspath(args.work_dir)
+    if args.results_dir:
+        study.results_dir = osp.abspath(args.results_dir)
     runs = plan(study)
     if args.only:
         unknown = set(args.only) - set(study.arms)
@@ -162,8 +168,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
             continue
         todo.append(run)
     print(f'study {study.name}: {len(runs)} runs, {len(runs) - len(todo)} finished or '
-          f'skipped, {len(todo)} to run; results in {study.work_dir}')
-    os.makedirs(study.work_dir, exist_ok=True)
+          f'skipped, {len(todo)} to run; results in {study.results_dir}')
+    os.makedirs(study.results_dir, exist_ok=True)
     start = time.perf_counter()
     for i, run in enumerate(todo):
         lr = '' if run.lr is None else f' lr={run.lr:g}'
