@@ -5,4 +5,4 @@ _base_ = './_base_/digits.py'
 model = dict(
     backbone=dict(
         _delete_=True, type='PCENet', arch='tiny', in_channels=1, num_experts=8, top_k=2,
-        warmup_epochs=2, out_indices=(3, )))
+        phase_cfg=dict(warmup_epochs=2), out_indices=(3, )))

@@ -10,7 +10,7 @@ model = dict(
         arch='r50',
         num_experts=8,
         top_k=2,
-        warmup_epochs=1,  # expert warm-up: 1 of 4 epochs (each 3 passes over VOC)
+        phase_cfg=dict(warmup_epochs=1),  # expert warm-up: 1 of 4 epochs (3 passes each)
         out_indices=(0, 1, 2, 3),
         frozen_stages=-1,
         norm_cfg=dict(type='BN', requires_grad=True),

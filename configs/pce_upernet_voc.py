@@ -9,7 +9,7 @@ model = dict(
         arch='r50',
         num_experts=8,
         top_k=2,
-        warmup_iters=2000,  # expert warm-up: the first 2k of 20k iterations
+        phase_cfg=dict(warmup_iters=2000),  # expert warm-up: the first 2k of 20k iterations
         out_indices=(0, 1, 2, 3),
         norm_cfg=dict(type='SyncBN', requires_grad=True),
         norm_eval=False))

@@ -10,7 +10,7 @@ from mmengine.config import Config
 from pce_mm.datasets import (PCam, RandomBlackPatches, RandomChannelBoost, TinyImageNet)
 from pce_mm.models import (BatchBlackPatches, BatchChannelBoost, ConvExperts,
                            DeformableContext, PCEBlock, PatchRouter, PCENet)
-from pce_mm.models.phase import TwoPhaseSchedule
+from pce_mm.models.phase import TwoPhaseRecipe
 
 TINY = dict(arch='tiny')
 
@@ -32,21 +32,35 @@ BAD_SETTINGS = [
     (PCENet, dict(TINY, out_indices=()), ValueError, 'out_indices'),
     (PCENet, dict(TINY, frozen_stages=5), ValueError, 'frozen_stages'),
     (PCENet, dict(TINY, in_channels=0), ValueError, 'in_channels'),
-    (PCENet, dict(TINY, dispatch='fast'), ValueError, 'dispatch'),
-    (PCENet, dict(TINY, expert_kernel=2), ValueError, 'kernel_size'),
-    (PCENet, dict(TINY, warmup_epochs=-1), ValueError, 'warmup_epochs'),
-    (PCENet, dict(TINY, warmup_iters=-5), ValueError, 'warmup_iters'),
-    (PCENet, dict(TINY, warmup_experts='some'), ValueError, 'warmup_experts'),
-    (PCENet, dict(TINY, warmup_combine='max'), ValueError, 'warmup_combine'),
-    (PCENet, dict(TINY, router_loss_weights=dict(entropie=0.1)), KeyError,
-     'router_loss_weights'),
-    (PCENet, dict(TINY, router_loss_weights=dict(z=-1.0)), ValueError, 'router_loss_weights'),
+    (PCENet, dict(TINY, expert_cfg=dict(dispatch='fast')), ValueError, 'dispatch'),
+    (PCENet, dict(TINY, expert_cfg=dict(kernel_size=2)), ValueError, 'kernel_size'),
+    (PCENet, dict(TINY, expert_cfg=dict(kernel=3)), KeyError, 'expert_cfg'),
+    (PCENet, dict(TINY, phase_cfg=dict(warmup_epochs=-1)), ValueError, 'warmup_epochs'),
+    (PCENet, dict(TINY, phase_cfg=dict(warmup_iters=-5)), ValueError, 'warmup_iters'),
+    (PCENet, dict(TINY, phase_cfg=dict(warmup_experts='some')), ValueError, 'warmup_experts'),
+    (PCENet, dict(TINY, phase_cfg=dict(warmup_combine='max')), ValueError, 'warmup_combine'),
+    (PCENet, dict(TINY, phase_cfg=dict(router='kmeans')), KeyError, 'phase_cfg'),
+    (PCENet, dict(TINY, phase_cfg=dict(router_init='pca')), ValueError, 'router_init'),
+    (PCENet, dict(TINY, phase_cfg=dict(target_entropy=1.5)), ValueError, 'target_entropy'),
+    (PCENet, dict(TINY, loss_cfg=dict(entropie=0.1)), KeyError, 'loss_cfg'),
+    (PCENet, dict(TINY, loss_cfg=dict(z=-1.0)), ValueError, 'loss_cfg'),
     (PCENet, dict(TINY, context_cfg=dict(num_heads=7)), ValueError, 'num_heads'),
-    (PCENet, dict(TINY, switch_cfg=dict(router='kmeans')), KeyError, 'switch_cfg'),
-    (PCENet, dict(TINY, switch_cfg=dict(router_init='pca')), ValueError, 'router_init'),
-    (PCENet, dict(TINY, switch_cfg=dict(target_entropy=1.5)), ValueError, 'target_entropy'),
-    (PCENet, dict(TINY, switch_cfg=dict(init_batches=0)), ValueError, 'init_batches'),
-    (PCENet, dict(TINY, switch_cfg=dict(tie_noise=-0.1)), ValueError, 'tie_noise'),
+    # Settings that moved into a group, or were retired (docs/history.md, 2026-12-07)
+    (PCENet, dict(TINY, warmup_epochs=2), KeyError, 'now phase_cfg.warmup_epochs'),
+    (PCENet, dict(TINY, warmup_iters=2), KeyError, 'now phase_cfg.warmup_iters'),
+    (PCENet, dict(TINY, router_loss_weights=dict(z=0.1)), KeyError, 'now loss_cfg'),
+    (PCENet, dict(TINY, log_expert_load=False), KeyError, 'now loss_cfg.log_expert_load'),
+    (PCENet, dict(TINY, dispatch='dense'), KeyError, 'now expert_cfg.dispatch'),
+    (PCENet, dict(TINY, switch_cfg=dict(target_entropy=0.3)), KeyError, 'now phase_cfg'),
+    (PCENet, dict(TINY, ramp_iters=10), KeyError, "'ramp_iters' was retired"),
+    (PCENet, dict(TINY, switch_cfg=dict(tie_noise=0.1)), KeyError, "'tie_noise' was retired"),
+    (PCENet, dict(TINY, switch_cfg=dict(init_batches=2)), KeyError, "'init_batches' was retired"),
+    (PCENet, dict(TINY, switch_cfg=dict(router_train='centroids')), KeyError,
+     "'router_train' was retired"),
+    (PCENet, dict(TINY, switch_cfg=dict(expert_norm='running')), KeyError,
+     "'expert_norm' was retired"),
+    (PCENet, dict(TINY, router_cfg=dict(train_logit_bias=False)), KeyError,
+     "'train_logit_bias' was retired"),
     (PCENet, dict(TINY, router_cfg=dict(weighting='sum')), ValueError, 'weighting'),
     (PCENet, dict(TINY, router_cfg=dict(logit_type='dot')), ValueError, 'logit_type'),
     # The block's parts
@@ -65,7 +79,7 @@ BAD_SETTINGS = [
     (DeformableContext, dict(embed_dims=16, num_heads=8), ValueError, 'value_proj_ratio'),
     (PCEBlock, dict(channels=16, expert_channels=8, patch_size=0), ValueError, 'patch_size'),
     (PCEBlock, dict(channels=16, expert_channels=8, dispatch='x'), ValueError, 'dispatch'),
-    (TwoPhaseSchedule, dict(warmup_epochs=-2), ValueError, 'warmup_epochs'),
+    (TwoPhaseRecipe, dict(warmup_epochs=-2), ValueError, 'warmup_epochs'),
     # Augmentations
     (RandomChannelBoost, dict(prob=1.5), ValueError, 'prob'),
     (RandomChannelBoost, dict(factor=(2, 1)), ValueError, 'factor'),

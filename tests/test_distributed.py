@@ -48,7 +48,7 @@ def test_two_gloo_processes_train_both_phases_and_stay_in_sync(tmp_path):
         'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
         'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
         'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
-        'train_cfg.max_epochs=2', 'model.backbone.warmup_iters=2',
+        'train_cfg.max_epochs=2', 'model.backbone.phase_cfg.warmup_iters=2',
         'default_hooks.logger.interval=1',
         # SyncBN, as distributed configs use it; without CUDA it runs as BN.
         "model.backbone.norm_cfg.type=SyncBN"]

@@ -30,7 +30,7 @@ param_scheduler = dict(_delete_=True, type='MultiStepLR', by_epoch=False,
                        milestones=[{ITERS - 10}])
 default_hooks = dict(logger=dict(interval=5), checkpoint=dict(by_epoch=False, interval=1000))
 log_processor = dict(by_epoch=False)
-''', warmup_iters=WARMUP, router_loss_weights=dict(z=1e-3))
+''', phase_cfg=dict(warmup_iters=WARMUP), loss_cfg=dict(z=1e-3))
     run = subprocess.run([sys.executable, 'tools/train.py', config, '--amp',
                           '--work-dir', str(tmp_path / 'work')], cwd=REPO,
                          capture_output=True, text=True, timeout=900)

@@ -12,7 +12,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import pce_mm  # noqa: F401  (compat fixes and registration before any config is read)
-from pce_mm.utils import (add_router_loss_scale_hook, adapt_to_cpu, enable_amp,
+from pce_mm.utils import (add_pce_hooks, adapt_to_cpu, enable_amp,
                           merge_cli_options)
 
 
@@ -56,7 +56,7 @@ def main() -> None:
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
-    add_router_loss_scale_hook(cfg)
+    add_pce_hooks(cfg)
     adapt_to_cpu(cfg)
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

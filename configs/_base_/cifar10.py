@@ -2,8 +2,9 @@
 # data/cifar10/cifar-10-batches-py, top-1 accuracy on the test batch.
 _base_ = 'mmpretrain::resnet/resnet18_8xb16_cifar10.py'
 custom_imports = dict(imports=['pce_mm'], allow_failed_imports=False)
-# Gives the router losses the task loss's fp16 scale / accumulation factor (PCENet only).
-custom_hooks = [dict(type='RouterLossScaleHook')]
+# The router losses get the task loss's fp16 scale / accumulation factor; the experts' loads
+# go to TensorBoard (PCENet only).
+custom_hooks = [dict(type='RouterLossScaleHook'), dict(type='ExpertLoadHook')]
 
 data_root = 'data/cifar10'
 # download=False: a missing file is an error naming it, not a download attempt.

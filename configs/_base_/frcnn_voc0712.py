@@ -1,8 +1,9 @@
 # mmdet's Faster R-CNN + FPN on VOC 07+12, for backbones trained from scratch.
 _base_ = 'mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py'
 custom_imports = dict(imports=['pce_mm'], allow_failed_imports=False)
-# Gives the router losses the task loss's fp16 scale / accumulation factor (PCENet only).
-custom_hooks = [dict(type='RouterLossScaleHook')]
+# The router losses get the task loss's fp16 scale / accumulation factor; the experts' loads
+# go to TensorBoard (PCENet only).
+custom_hooks = [dict(type='RouterLossScaleHook'), dict(type='ExpertLoadHook')]
 
 # mmdet's VOC schedule assumes ImageNet weights and starts at full LR; from scratch, the
 # first iterations need a linear warm-up (as mmdet's COCO schedules have).

@@ -5,8 +5,9 @@ _base_ = [
     'mmpretrain::_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['pce_mm'], allow_failed_imports=False)
-# Gives the router losses the task loss's fp16 scale / accumulation factor (PCENet only).
-custom_hooks = [dict(type='RouterLossScaleHook')]
+# The router losses get the task loss's fp16 scale / accumulation factor; the experts' loads
+# go to TensorBoard (PCENet only).
+custom_hooks = [dict(type='RouterLossScaleHook'), dict(type='ExpertLoadHook')]
 
 data_root = 'data/mnist'
 data_preprocessor = dict(num_classes=10, mean=[33.46], std=[78.87])

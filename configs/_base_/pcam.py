@@ -6,8 +6,9 @@ _base_ = [
     'mmpretrain::_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['pce_mm'], allow_failed_imports=False)
-# Gives the router losses the task loss's fp16 scale / accumulation factor (PCENet only).
-custom_hooks = [dict(type='RouterLossScaleHook')]
+# The router losses get the task loss's fp16 scale / accumulation factor; the experts' loads
+# go to TensorBoard (PCENet only).
+custom_hooks = [dict(type='RouterLossScaleHook'), dict(type='ExpertLoadHook')]
 
 model = dict(head=dict(num_classes=2, topk=(1, )))
 data_root = 'data/pcam'

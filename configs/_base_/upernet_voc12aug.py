@@ -2,8 +2,9 @@
 # backbones trained from scratch. The SBD set is used when its files are present.
 _base_ = 'mmseg::upernet/upernet_r50_4xb4-20k_voc12aug-512x512.py'
 custom_imports = dict(imports=['pce_mm'], allow_failed_imports=False)
-# Gives the router losses the task loss's fp16 scale / accumulation factor (PCENet only).
-custom_hooks = [dict(type='RouterLossScaleHook')]
+# The router losses get the task loss's fp16 scale / accumulation factor; the experts' loads
+# go to TensorBoard (PCENet only).
+custom_hooks = [dict(type='RouterLossScaleHook'), dict(type='ExpertLoadHook')]
 
 data_root = 'data/VOCdevkit/VOC2012'
 model = dict(pretrained=None)  # no ImageNet weights exist for PCENet: both twins from scratch

@@ -1,4 +1,4 @@
-from .hooks import RouterLossScaleHook
+from .hooks import ExpertLoadHook, RouterLossScaleHook
 from .optim import BF16OptimWrapper
 
-__all__ = ['RouterLossScaleHook', 'BF16OptimWrapper']
+__all__ = ['RouterLossScaleHook', 'ExpertLoadHook', 'BF16OptimWrapper']

@@ -2,14 +2,15 @@
 import logging
 
 import torch
-from mmengine.hooks import Hook
+from mmengine.hooks import Hook, LoggerHook
 from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper
 
 from ..models import PCENet
+from ..models.losses import LOAD_PREFIX
 from ..registry import HOOKS
 
-__all__ = ['RouterLossScaleHook']
+__all__ = ['RouterLossScaleHook', 'ExpertLoadHook']
 
 
 @HOOKS.register_module()
@@ -40,3 +41,33 @@ class RouterLossScaleHook(Hook):
         for module in runner.model.modules():
             if isinstance(module, PCENet):
                 module.aux_loss_scale = factor
+
+
+@HOOKS.register_module()
+class ExpertLoadHook(Hook):
+    """Writes each expert's share of the routed patches, ``router_s<s>_load_e<i>`` (which
+    PCENet records every iteration, see :mod:`pce_mm.models.losses`), to the visualizer
+    backends (TensorBoard, ``vis_data/scalars.json``) every ``interval`` iterations, as the
+    mean over those iterations. They stay out of the text log: ``E`` values a stage.
+
+    Args:
+        interval: iterations between writes; ``None`` takes the ``LoggerHook``'s.
+    """
+    priority = 'BELOW_NORMAL'      # after the LoggerHook, as its lines come first
+
+    def __init__(self, interval: int = None):
+        self.interval = interval
+
+    def before_train(self, runner) -> None:
+        if self.interval is None:
+            logger = next((h for h in runner.hooks if isinstance(h, LoggerHook)), None)
+            self.interval = getattr(logger, 'interval', 50)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if not self.every_n_train_iters(runner, self.interval):
+            return
+        scalars = runner.message_hub.log_scalars
+        loads = {key[len(LOAD_PREFIX):]: float(buffer.mean(self.interval))
+                 for key, buffer in scalars.items() if key.startswith(LOAD_PREFIX)}
+        if loads:
+            runner.visualizer.add_scalars(loads, step=runner.iter + 1)

@@ -119,17 +119,12 @@ class PCEBlock(BaseModule):
     def init_router(self, x: torch.Tensor, max_points: int, target_entropy: float = 0.5,
                     generator: Optional[torch.Generator] = None) -> dict:
         """Sets the router from the patches of this block's input ``x`` (``max_points`` of
-        them at most) and those it kept from earlier batches (see
-        :meth:`PatchRouter.init_from_data` and :meth:`PatchRouter.collect`); returns the
-        fit's statistics."""
-        self.collect_router_points(self.reduce(x), max_points)
-        return self.router.init_from_collected(target_entropy, generator=generator)
-
-    def collect_router_points(self, h: torch.Tensor, max_points: int) -> None:
-        """Keeps the router's hidden features of the patches of ``h`` (the reduced map) for
-        the switch's init."""
+        them at most; see :meth:`PatchRouter.init_from_data`); returns the fit's
+        statistics."""
+        h = self.reduce(x)
         grid = PatchGrid(h.shape[2], h.shape[3], self.patch_size)
-        self.router.collect(grid.pool(h.detach()), grid.centres(h.device), max_points)
+        return self.router.init_from_data(grid.pool(h), grid.centres(h.device), target_entropy,
+                                          max_points, generator)
 
     def warmup_experts_output(self, h: torch.Tensor, grid: PatchGrid) -> torch.Tensor:
         """Phase 1's expert output: ``(b, ce, h, w)``, no router."""
@@ -139,12 +134,11 @@ class PCEBlock(BaseModule):
         dispatch, indices, weights = self.warmup_assignment(h.shape[0], grid, h.device)
         return DISPATCHERS[dispatch](h, grid, self.experts, indices, weights, halo)
 
-    def tie_experts(self, noise: float = 0.0,
-                    generator: Optional[torch.Generator] = None) -> None:
+    def tie_experts(self) -> None:
         """The switch's upcycling: every expert becomes a copy of expert 0, which phase 1
         trained alone (``warmup_experts='tied'``). Identical experts and weights that sum to
         1 reproduce phase 1's output under any routing."""
-        self.experts.tie_(noise, generator)
+        self.experts.tie_()
 
     def warmup_assignment(self, batch: int, grid: PatchGrid, device) -> tuple:
         """Phase 1's fixed assignment for ``'all'`` and ``'random'``: ``(dispatch name,
@@ -162,45 +156,35 @@ class PCEBlock(BaseModule):
         weight = 1.0 / indices.shape[-1] if self.warmup_combine == 'mean' else 1.0
         return dispatch, indices, torch.full(indices.shape, weight, device=device)
 
-    def forward(self, x: torch.Tensor, warmup: bool = False, ramp: float = 1.0,
-                collect: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, warmup: bool = False) -> torch.Tensor:
         """``warmup``: phase 1, experts without router (see ``warmup_experts``) and no
-        context. Otherwise the routing is kept in ``last_routing`` for the losses, and a
-        ``ramp`` below 1 mixes the routed expert output with phase 1's combination (right
-        after the switch). ``collect``: keep the router's hidden features of that many of
-        this batch's patches for the switch's init (phase 1's last batches)."""
+        context. Otherwise the routing is kept in ``last_routing`` for the losses."""
         h = self.reduce(x)                                          # (b, ce, h, w)
         grid = PatchGrid(h.shape[2], h.shape[3], self.patch_size)
-        if collect:
-            self.collect_router_points(h, collect)
         self.last_grid = grid
         routing = None if warmup else self.route(h, grid)
         self.last_routing = routing
         indices, weights = (None, None) if warmup else (routing.indices, routing.weights)
         if self.with_cp and self.training and torch.is_grad_enabled():
             y, finite = checkpoint(self._experts_to_output, x, h, grid, indices, weights,
-                                   warmup, ramp, use_reentrant=False)
+                                   warmup, use_reentrant=False)
         else:
-            y, finite = self._experts_to_output(x, h, grid, indices, weights, warmup, ramp)
+            y, finite = self._experts_to_output(x, h, grid, indices, weights, warmup)
         routed_ok = finite.new_ones(()) if warmup else torch.isfinite(routing.logits).all()
         self.finite = torch.cat([routed_ok.view(1), finite])
         return y
 
     def _experts_to_output(self, x: torch.Tensor, h: torch.Tensor, grid: PatchGrid,
                            indices: Optional[torch.Tensor], weights: Optional[torch.Tensor],
-                           warmup: bool, ramp: float) -> tuple:
+                           warmup: bool) -> tuple:
         """Experts (routed, or phase 1's), combine, residual, context: the part that
         ``with_cp`` recomputes. Returns the output and whether the expert output (and the
         context's) were finite."""
-        if warmup or ramp < 1:
-            y_warm = self.warmup_experts_output(h, grid)
         if warmup:
-            y = y_warm
+            y = self.warmup_experts_output(h, grid)
         else:
             y = DISPATCHERS[self.dispatch](h, grid, self.experts, indices, weights,
                                            self.experts.halo)
-            if ramp < 1:
-                y = ramp * y + (1 - ramp) * y_warm
         checks = [torch.isfinite(y).all()]
         y = self.combine(y)                                         # (b, c, h, w)
         if self.residual:

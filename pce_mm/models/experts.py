@@ -193,15 +193,9 @@ class ConvExperts(BaseModule):
         return sum(p.numel() for p in self.experts[0].parameters())
 
     @torch.no_grad()
-    def tie_(self, noise: float = 0.0, generator: Optional[torch.Generator] = None) -> None:
+    def tie_(self) -> None:
         """Makes every expert a copy of expert 0 (parameters and norm statistics): sparse
-        upcycling. ``noise`` adds Gaussian noise of that std, relative to each tensor's own
-        std, to the copies' parameters, to break their symmetry."""
+        upcycling."""
         source = self.experts[0].state_dict()
         for expert in self.experts[1:]:
             expert.load_state_dict(source)
-            if noise:
-                for param in expert.parameters():
-                    scale = noise * float(param.std()) if param.numel() > 1 else noise
-                    param.add_(torch.randn(param.shape, generator=generator, device=param.device,
-                                           dtype=param.dtype) * scale)

@@ -5,7 +5,7 @@ content channels, ``f`` position features, ``d`` hidden channels, ``e`` experts,
 experts kept per patch.
 """
 import math
-from typing import List, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -86,6 +86,8 @@ class PatchRouter(BaseModule):
         top_k: experts kept per patch, ``1 <= k <= e``.
         num_freqs: Fourier frequencies per coordinate.
         hidden_channels: width of the MLP's hidden layer.
+        position: whether the router reads the patch's position; ``False`` routes by
+            content alone (the ablation of position).
         weighting: ``'renorm'``: the kept probabilities renormalised to sum to 1 (any
             routing then reproduces identical experts exactly); ``'softmax'``: the kept
             probabilities as they are (V-MoE, OLMoE), which gives the router a gradient
@@ -113,12 +115,6 @@ class PatchRouter(BaseModule):
             ``b`` (a parameter that does not train) are ``COSINE_SCALE`` and 0 until
             :meth:`init_from_data` sets them (meant for the k-means init: without it the
             router stays soft).
-        train_logit_bias: whether the last layer's per-expert bias ``b_i`` trains. It
-            moves every patch's logit for expert ``i`` alike: it carries no content.
-            ``False`` keeps the value the k-means init gives it; tried on the demo against
-            the guess that it races the selection bias, which the measurement refuted
-            (docs/routing.md), so the default trains it. The cosine router's bias never
-            trains.
     """
 
     def __init__(self,
@@ -127,12 +123,12 @@ class PatchRouter(BaseModule):
                  top_k: int,
                  num_freqs: int = 6,
                  hidden_channels: int = 64,
+                 position: bool = True,
                  weighting: str = 'renorm',
                  noise_std: float = 0.0,
                  bias_rate: float = 1.0,
                  bias_update: str = 'proportional',
                  logit_type: str = 'linear',
-                 train_logit_bias: bool = True,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         if not 1 <= top_k <= num_experts:
@@ -151,6 +147,7 @@ class PatchRouter(BaseModule):
         self.num_experts = num_experts
         self.top_k = top_k
         self.num_freqs = num_freqs
+        self.position = position
         self.weighting = weighting
         self.noise_std = noise_std
         self.bias_rate = bias_rate
@@ -158,23 +155,16 @@ class PatchRouter(BaseModule):
         self.logit_type = logit_type
         self.content_norm = nn.LayerNorm(in_channels)
         self.mlp = nn.Sequential(
-            nn.Linear(in_channels + 4 * num_freqs, hidden_channels), nn.GELU(),
+            nn.Linear(in_channels + 4 * num_freqs * position, hidden_channels), nn.GELU(),
             nn.Linear(hidden_channels, num_experts))
         # The loss-free balancing bias: a buffer, so checkpoints and DDP's buffer broadcast
         # carry it, and no optimizer touches it.
         self.register_buffer('selection_bias', torch.zeros(num_experts))
-        # Set by the backbone after a k-means init (switch_cfg.router_train='centroids'):
-        # the logits' gradient stops at the hidden features.
-        self.fixed_hidden = False
-        # Hidden features of phase 1's last batches, kept for the switch's k-means init
-        # (collect, init_from_collected); in the checkpoint (extra state), so a run resumed
-        # before the switch initialises from the same points.
-        self.init_points: List[torch.Tensor] = []
         # Small logits at the start: routing begins close to uniform, so every expert gets
         # patches (and gradient) before the router has learnt anything.
         nn.init.normal_(self.mlp[-1].weight, std=0.01)
         nn.init.zeros_(self.mlp[-1].bias)
-        if not train_logit_bias or logit_type == 'cosine':
+        if logit_type == 'cosine':
             self.mlp[-1].bias.requires_grad_(False)
         if logit_type == 'cosine':
             # Fixed, and in the state dict: a checkpoint keeps the scale its init chose.
@@ -186,14 +176,16 @@ class PatchRouter(BaseModule):
 
     def hidden(self, content: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
         """``(b, n, c)`` content and ``(n, 2)`` centres -> ``(b, n, d)`` hidden features."""
-        pos = self.position_features(centres).to(content.dtype)
-        pos = pos.expand(content.shape[0], -1, -1)                 # (b, n, f)
-        return self.mlp[:-1](torch.cat([self.content_norm(content), pos], dim=-1))
+        features = self.content_norm(content)
+        if self.position:
+            pos = self.position_features(centres).to(content.dtype)
+            pos = pos.expand(content.shape[0], -1, -1)             # (b, n, f)
+            features = torch.cat([features, pos], dim=-1)
+        return self.mlp[:-1](features)
 
     def logits(self, content: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
         """``(b, n, c)`` content and ``(n, 2)`` centres -> ``(b, n, e)`` logits."""
-        hidden = self.hidden(content, centres)
-        return self.project(hidden.detach() if self.fixed_hidden else hidden)
+        return self.project(self.hidden(content, centres))
 
     def project(self, hidden: torch.Tensor) -> torch.Tensor:
         """``(..., d)`` hidden features -> ``(..., e)`` logits (see ``logit_type``)."""
@@ -234,53 +226,14 @@ class PatchRouter(BaseModule):
         step = error.sign() if self.bias_update == 'sign' else error / load.mean()
         self.selection_bias += self.bias_rate * step
 
-    def get_extra_state(self) -> torch.Tensor:
-        """The points :meth:`collect` kept, ``(m, d)`` (``m = 0`` outside phase 1's last
-        batches)."""
-        if self.init_points:
-            return torch.cat(self.init_points)
-        return self.mlp[-1].weight.new_empty(0, self.mlp[-1].in_features)
-
-    def set_extra_state(self, state: torch.Tensor) -> None:
-        self.init_points = [state] if state.numel() else []
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
-        # Checkpoints written before the router kept points have no extra state.
-        state_dict.setdefault(prefix + '_extra_state', self.get_extra_state()[:0])
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-    @torch.no_grad()
-    def collect(self, content: torch.Tensor, centres: torch.Tensor, max_points: int) -> None:
-        """Keeps the hidden features of the patches of ``content`` (``(b, n, c)``; a random
-        ``max_points`` of them when there are more) for :meth:`init_from_collected`."""
-        # float32 under autocast too: the switch fits k-means in float32.
-        h = self.hidden(content.float(), centres).flatten(0, 1).float()
-        if h.shape[0] > max_points:
-            # Seeded by the points already kept: a resumed run keeps the same ones.
-            seed = sum(p.shape[0] for p in self.init_points)
-            pick = torch.randperm(h.shape[0], generator=torch.Generator().manual_seed(seed))
-            h = h[pick[:max_points].to(h.device)]
-        self.init_points.append(h)
-
-    @torch.no_grad()
-    def init_from_collected(self, target_entropy: float = 0.5, balance_steps: int = 200,
-                            generator: Optional[torch.Generator] = None) -> dict:
-        """:meth:`init_from_data` from every point :meth:`collect` kept, which it then
-        drops."""
-        if not self.init_points:
-            raise RuntimeError('PatchRouter.init_from_collected: no points were collected')
-        device = self.mlp[-1].weight.device
-        h = torch.cat([p.to(device) for p in self.init_points])
-        self.init_points = []
-        return self.init_from_hidden(h, target_entropy, balance_steps, generator)
-
     @torch.no_grad()
     def init_from_data(self, content: torch.Tensor, centres: torch.Tensor,
-                       target_entropy: float = 0.5, balance_steps: int = 200,
+                       target_entropy: float = 0.5, max_points: int = 8192,
                        generator: Optional[torch.Generator] = None) -> dict:
         """Sets the last layer so that routing starts as a soft nearest-centroid rule over
-        k-means clusters of the hidden features of ``content`` (``(b, n, c)``), balanced
-        and confident (cluster-aware upcycling; X-MoE's and centroid routers' idea).
+        k-means clusters of the hidden features of ``content`` (``(b, n, c)``; a seeded
+        random ``max_points`` of its patches when it has more), balanced and confident
+        (cluster-aware upcycling; X-MoE's and centroid routers' idea).
 
         ``logit_i = s * (<h, mu_i> - |mu_i|^2 / 2) + beta_i`` ranks experts by the distance
         of ``h`` to centroid ``mu_i`` (``logit_type='cosine'``: ``s * cos(h, mu_i) +
@@ -289,15 +242,12 @@ class PatchRouter(BaseModule):
         top-``k`` choices on these patches; ``s`` is bisected until the mean routing
         entropy is ``target_entropy`` times ``ln e``. Returns the fit's statistics.
         """
-        h = self.hidden(content.float(), centres).reshape(-1, self.mlp[-1].in_features)
-        return self.init_from_hidden(h, target_entropy, balance_steps, generator)
-
-    @torch.no_grad()
-    def init_from_hidden(self, h: torch.Tensor, target_entropy: float = 0.5,
-                         balance_steps: int = 200,
-                         generator: Optional[torch.Generator] = None) -> dict:
-        """:meth:`init_from_data` from ``(m, d)`` hidden features already computed (e.g.
-        gathered over several batches of different sizes)."""
+        # float32 under autocast too: k-means and the bisection run in float32.
+        h = self.hidden(content.float(), centres).flatten(0, 1).float()     # (m, d)
+        if h.shape[0] > max_points:
+            # Its own generator: the same points whatever the global random state.
+            pick = torch.randperm(h.shape[0], generator=torch.Generator().manual_seed(0))
+            h = h[pick[:max_points].to(h.device)]
         e, k = self.num_experts, self.top_k
         if self.logit_type == 'cosine':
             h = F.normalize(h, dim=-1)
@@ -308,7 +258,7 @@ class PatchRouter(BaseModule):
             raw = h @ mu.t() - mu.square().sum(-1) / 2              # (m, e)
         unit = raw.std().clamp_min(1e-6)
         base = raw / unit
-        beta = balancing_bias(base, k, balance_steps)
+        beta = balancing_bias(base, k)
 
         def entropy(s: float) -> float:
             p = (s * (base + beta)).softmax(-1)

@@ -6,7 +6,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 __all__ = ['merge_cli_options', 'adapt_to_cpu', 'enable_visualization', 'enable_amp',
-           'add_router_loss_scale_hook']
+           'add_pce_hooks']
 
 
 def _replace(node: Any, key: str, old: Any, new: Any) -> int:
@@ -93,11 +93,14 @@ def enable_amp(cfg: Config) -> Config:
     return cfg
 
 
-def add_router_loss_scale_hook(cfg: Config) -> Config:
-    """Adds ``RouterLossScaleHook`` unless the config has it: a stock config with only its
-    backbone swapped for PCENet then gets the router losses right under fp16 too. It does
-    nothing for models without PCENet."""
-    hooks = cfg.get('custom_hooks') or []
-    if not any(h.get('type') == 'RouterLossScaleHook' for h in hooks):
-        cfg.custom_hooks = list(hooks) + [dict(type='RouterLossScaleHook')]
+def add_pce_hooks(cfg: Config) -> Config:
+    """Adds ``RouterLossScaleHook`` and ``ExpertLoadHook`` unless the config has them: a
+    stock config with only its backbone swapped for PCENet then gets the router losses
+    right under fp16 too, and the experts' loads in TensorBoard. Both do nothing for models
+    without PCENet."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    for name in ('RouterLossScaleHook', 'ExpertLoadHook'):
+        if not any(h.get('type') == name for h in hooks):
+            hooks.append(dict(type=name))
+    cfg.custom_hooks = hooks
     return cfg

@@ -43,7 +43,7 @@ def iteration_lines(log: str) -> list:
 
 def test_phase_switches_at_warmup_iters_and_router_entries_reach_log_and_tensorboard(
         mnist_root, tmp_path):
-    cfg = mnist_cfg(mnist_root, **{'model.backbone.warmup_iters': 2,
+    cfg = mnist_cfg(mnist_root, **{'model.backbone.phase_cfg.warmup_iters': 2,
                                    'train_cfg.max_epochs': 1})
     cfg.visualizer.vis_backends = [dict(type='LocalVisBackend'),
                                    dict(type='TensorboardVisBackend')]
@@ -59,22 +59,41 @@ def test_phase_switches_at_warmup_iters_and_router_entries_reach_log_and_tensorb
     assert not any('router' in line for line in lines[:2])
     for line in lines[2:]:
         for key in ('loss_router_entropy', 'loss_router_balance', 'router_s2_entropy',
-                    'router_s4_imbalance', 'router_s1_load_e7', 'loss'):
+                    'router_s4_imbalance', 'loss'):
             assert f'{key}: ' in line, (key, line)
+        # The experts' loads (8 a stage) stay out of the text log: a line stays readable.
+        assert '_load_e' not in line and len(line) < 400, line
     assert 'loss_router_z' not in log                       # its weight is 0 by default
     vis_data = osp.join(runner.log_dir, 'vis_data')
     scalars = [json.loads(line) for line in open(osp.join(vis_data, 'scalars.json'))]
     train = [s for s in scalars if 'loss' in s]
     assert 'router_s3_entropy' in train[-1] and 'router_s3_entropy' not in train[0]
+    # ExpertLoadHook: every stage's loads, at iterations 3 and 4, summing to 1 a stage.
+    loads = [s for s in scalars if 'router_s1_load_e0' in s]
+    assert [s['step'] for s in loads] == [3, 4]
+    for stage in range(1, 5):
+        total = sum(loads[-1][f'router_s{stage}_load_e{i}'] for i in range(8))
+        assert total == pytest.approx(1.0)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     events = EventAccumulator(glob.glob(osp.join(vis_data, '**', '*tfevents*'),
                                         recursive=True)[0])
     events.Reload()
-    assert 'router_s3_entropy' in events.Tags()['scalars']
+    assert {'router_s3_entropy', 'router_s4_load_e7'} <= set(events.Tags()['scalars'])
+
+
+def test_expert_loads_are_not_recorded_when_switched_off(mnist_root, tmp_path):
+    cfg = mnist_cfg(mnist_root, **{'model.backbone.phase_cfg.warmup_iters': 2,
+                                   'model.backbone.loss_cfg.log_expert_load': False,
+                                   'train_cfg.max_epochs': 1})
+    runner = build_runner(cfg, str(tmp_path))
+    log = train_log(runner)
+    assert 'router_s2_entropy' in iteration_lines(log)[-1]
+    scalars = open(osp.join(runner.log_dir, 'vis_data', 'scalars.json')).read()
+    assert 'router_s2_entropy' in scalars and '_load_e' not in scalars
 
 
 def test_phase_follows_epochs_and_a_resume_lands_in_the_right_phase(mnist_root, tmp_path):
-    options = {'model.backbone.warmup_epochs': 1}
+    options = {'model.backbone.phase_cfg.warmup_epochs': 1}
     runner = build_runner(mnist_cfg(mnist_root, **options, **{'train_cfg.max_epochs': 1}),
                           str(tmp_path / 'first'))
     first = train_log(runner)
@@ -90,7 +109,7 @@ def test_phase_follows_epochs_and_a_resume_lands_in_the_right_phase(mnist_root, 
     assert resumed.count('switched to routing at epoch 2, iteration 5') == 1
 
     # With two warm-up epochs the same checkpoint resumes inside phase 1.
-    cfg = mnist_cfg(mnist_root, **{'model.backbone.warmup_epochs': 2,
+    cfg = mnist_cfg(mnist_root, **{'model.backbone.phase_cfg.warmup_epochs': 2,
                                    'train_cfg.max_epochs': 2})
     cfg.resume, cfg.load_from = True, checkpoint
     still_warm = train_log(build_runner(cfg, str(tmp_path / 'still_warm')))
@@ -101,7 +120,7 @@ def test_phase_follows_epochs_and_a_resume_lands_in_the_right_phase(mnist_root, 
 def test_warmup_covering_the_whole_run_is_reported(mnist_root, tmp_path):
     log = train_log(build_runner(mnist_cfg(mnist_root, **{'train_cfg.max_epochs': 1}),
                                  str(tmp_path)))
-    assert 'phase 1 (warmup_epochs=2) covers the whole run' in log
+    assert 'phase 1 (phase_cfg.warmup_epochs=2) covers the whole run' in log
 
 
 class CPUGradScalerOptimWrapper(OptimWrapper):
@@ -144,7 +163,7 @@ def cpu_grad_scaler():
 ])
 def test_loss_scale_hook_gives_the_router_losses_the_task_loss_factor(
         wrapper, factor, mnist_root, tmp_path, cpu_grad_scaler):
-    cfg = mnist_cfg(mnist_root, **{'model.backbone.warmup_epochs': 0,
+    cfg = mnist_cfg(mnist_root, **{'model.backbone.phase_cfg.warmup_epochs': 0,
                                    'train_cfg.max_epochs': 1})
     cfg.optim_wrapper.update(wrapper)
     runner = build_runner(cfg, str(tmp_path))
@@ -154,42 +173,6 @@ def test_loss_scale_hook_gives_the_router_losses_the_task_loss_factor(
     losses = [float(v) for line in lines for v in re.findall(r' loss\w*: ([-\w.]+)', line)]
     assert lines and all('loss_router_entropy' in line for line in lines)
     assert all(math.isfinite(v) for v in losses)
-
-
-def test_ramp_rises_over_ramp_iters_after_the_switch_and_is_one_outside_a_runner():
-    from mmengine.logging import MessageHub
-
-    from pce_mm.models.phase import TwoPhaseSchedule
-    assert TwoPhaseSchedule(warmup_epochs=2, ramp_iters=10).ramp() == 1.0   # no Runner
-    hub = MessageHub.get_instance('ramp_test')
-    try:
-        hub.update_info_dict(dict(loop_stage='train', max_epochs=4, max_iters=40))
-        by_epochs = TwoPhaseSchedule(warmup_epochs=2, ramp_iters=10)   # switch at iter 20
-        by_iters = TwoPhaseSchedule(warmup_epochs=2, warmup_iters=5, ramp_iters=4)
-        ramps = []
-        for it in (19, 20, 24, 29, 35):
-            hub.update_info_dict(dict(iter=it, epoch=it // 10))
-            ramps.append((by_epochs.ramp(), by_iters.ramp()))
-        assert ramps == [(0.0, 1.0), (0.1, 1.0), (0.5, 1.0), (1.0, 1.0), (1.0, 1.0)]
-        hub.update_info_dict(dict(iter=6, epoch=0))
-        assert by_iters.ramp() == 0.5                                   # iterations 6, 7 of 4
-        by_iters.force(2)
-        assert by_iters.ramp() == 1.0
-    finally:
-        MessageHub.get_instance('after_ramp_test')   # a clean current hub for later tests
-
-
-def test_ramp_mixes_phase_one_and_routed_expert_outputs():
-    from pce_mm.models import PCEBlock
-    block = PCEBlock(16, 8, num_experts=4, top_k=2, patch_size=4).eval()
-    x = torch.randn(1, 16, 8, 8)
-    with torch.no_grad():
-        warm, routed, half = block(x, True), block(x, False, 1.0), block(x, False, 0.5)
-    assert not torch.allclose(warm, routed)
-    # The mix is taken before the combine's 1x1 conv and BN (linear in eval) and the ReLU:
-    # where all three are positive, half lies midway.
-    both = (warm > 0) & (routed > 0) & (half > 0)
-    torch.testing.assert_close(half[both], ((warm + routed) / 2)[both], rtol=1e-4, atol=1e-5)
 
 
 def test_test_tool_runs_a_checkpoint_in_its_last_phase_or_the_one_asked_for(

@@ -29,6 +29,25 @@ def test_tiny_keeps_resolution_of_small_images_with_one_channel():
                                                   (256, 7, 7), (512, 4, 4)]
 
 
+@pytest.mark.parametrize('context, per_stage', [('stage', [0, 1, 1, 1]), ('block', [0, 3, 3, 3]),
+                                               ('none', [0, 0, 0, 0])])
+def test_context_sits_after_each_stage_or_block_or_nowhere(context, per_stage):
+    model = PCENet(arch='tiny', context=context, phase_cfg=dict(warmup_epochs=0)).train()
+    counts = [sum(b.context is not None for b in model.stage_blocks(i)) for i in range(4)]
+    assert counts == per_stage
+    if context == 'stage':
+        assert all(model.stage_blocks(i)[-1].context is not None for i in (1, 2, 3))
+    calls = []
+    for block in model.blocks():
+        if block.context is not None:
+            block.context.register_forward_hook(lambda *a: calls.append(1))
+    sum(o.mean() for o in model(torch.randn(2, 3, 32, 32))).backward()
+    assert len(calls) == sum(per_stage)                     # routed: every context runs
+    grads = [p.grad for b in model.blocks() if b.context is not None
+             for p in b.context.parameters()]
+    assert all(g is not None for g in grads)
+
+
 def test_arch_as_dict():
     arch = dict(PCENet.arch_settings['tiny'], depths=(1, 1, 1, 1))
     model = PCENet(arch=arch)
@@ -45,7 +64,7 @@ def test_arch_as_dict():
     (dict(context='everywhere'), 'context'),
     (dict(out_indices=(4, )), 'out_indices'),
     (dict(in_channels=0), 'in_channels'),
-    (dict(dispatch='fast'), 'dispatch'),
+    (dict(expert_cfg=dict(dispatch='fast')), 'dispatch'),
 ])
 def test_wrong_settings_fail_at_build_naming_the_setting(kwargs, setting):
     with pytest.raises((ValueError, KeyError), match=setting):

@@ -26,6 +26,17 @@ def test_routing_depends_on_position():
     assert not torch.allclose(logits[0, 0], logits[0, 1])
 
 
+def test_content_only_router_ignores_position_and_reads_content():
+    router = PatchRouter(8, num_experts=4, top_k=1, position=False)
+    torch.nn.init.normal_(router.mlp[-1].weight)
+    assert router.mlp[0].in_features == 8                   # no position features at all
+    content = torch.randn(1, 1, 8).expand(1, 5, 8)
+    logits = router.logits(content, torch.rand(5, 2))
+    torch.testing.assert_close(logits[0, 0].expand(5, 4), logits[0])
+    other = router.logits(torch.randn(1, 5, 8), torch.rand(5, 2))
+    assert not torch.allclose(other[0, 0], other[0, 1])
+
+
 def test_position_features_are_resolution_independent():
     router = PatchRouter(8, num_experts=4, top_k=1)
     small = PatchGrid(16, 16, patch=4).centres()           # 4 x 4 grid

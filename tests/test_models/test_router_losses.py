@@ -67,9 +67,9 @@ def gradients(model, x, autocast_dtype=None, scale=None, attach=True):
 def test_attached_losses_give_the_gradient_of_the_explicit_sum(precision):
     dtype = {'fp32': None, 'bf16': torch.bfloat16, 'fp16-scaler': torch.float16}[precision]
     scale = 1024.0 if precision == 'fp16-scaler' else None
-    attached = PCENet(SMALL, router_loss_weights=WEIGHTS, warmup_epochs=0).train()
+    attached = PCENet(SMALL, loss_cfg=WEIGHTS, phase_cfg=dict(warmup_epochs=0)).train()
     explicit = copy.deepcopy(attached)
-    explicit.router_loss_weights = dict(entropy=0, balance=0, z=0)   # nothing attached
+    explicit.router_losses.weights = dict(entropy=0, balance=0, z=0)   # nothing attached
     attached.aux_loss_scale = scale                      # what RouterLossScaleHook sets
     x = torch.randn(2, 3, 32, 32)
     torch.manual_seed(1)
@@ -100,7 +100,7 @@ def test_attached_losses_give_the_gradient_of_the_explicit_sum(precision):
 
 
 def test_phase_one_keeps_router_and_attention_in_the_graph_with_zero_gradient():
-    model = PCENet(SMALL, warmup_epochs=0).train()
+    model = PCENet(SMALL, phase_cfg=dict(warmup_epochs=0)).train()
     model.set_phase(1)
     sum(o.mean() for o in model(torch.randn(2, 3, 32, 32))).backward()
     for block in model.blocks():
@@ -113,7 +113,8 @@ def test_phase_one_keeps_router_and_attention_in_the_graph_with_zero_gradient():
 
 @pytest.mark.parametrize('experts, combine, calls', [('all', 'mean', 8), ('random', 'sum', 8)])
 def test_phase_one_runs_experts_without_router(experts, combine, calls):
-    model = PCENet(SMALL, warmup_experts=experts, warmup_combine=combine).train()
+    model = PCENet(SMALL, phase_cfg=dict(warmup_experts=experts,
+                                         warmup_combine=combine)).train()
     model.set_phase(1)
     block = model.blocks()[0]
     seen = []
@@ -130,13 +131,13 @@ def test_phase_one_runs_experts_without_router(experts, combine, calls):
 
 
 def test_phase_settings_are_validated():
-    with pytest.raises(ValueError, match='warmup_experts'):
-        PCENet(SMALL, warmup_experts='some')
-    with pytest.raises(ValueError, match='warmup_combine'):
-        PCENet(SMALL, warmup_combine='max')
-    with pytest.raises(ValueError, match='warmup_epochs'):
-        PCENet(SMALL, warmup_epochs=-1)
-    with pytest.raises(KeyError, match='router_loss_weights'):
-        PCENet(SMALL, router_loss_weights=dict(entropie=0.1))
+    with pytest.raises(ValueError, match='phase_cfg.warmup_experts'):
+        PCENet(SMALL, phase_cfg=dict(warmup_experts='some'))
+    with pytest.raises(ValueError, match='phase_cfg.warmup_combine'):
+        PCENet(SMALL, phase_cfg=dict(warmup_combine='max'))
+    with pytest.raises(ValueError, match='phase_cfg.warmup_epochs'):
+        PCENet(SMALL, phase_cfg=dict(warmup_epochs=-1))
+    with pytest.raises(KeyError, match='loss_cfg'):
+        PCENet(SMALL, loss_cfg=dict(entropie=0.1))
     with pytest.raises(ValueError, match='phase'):
         PCENet(SMALL).set_phase(3)
