@@ -101,13 +101,13 @@ class PatchRouter(BaseModule):
             experts. 0 turns it off. The default, 1, is sized for the logits of a k-means
             initialised router (a few units at the switch, tens after training: it kept
             every stage of the demo near balance where 0.1 could not follow;
-            docs/routing.md).
+            docs/training.md, "Loss-free balancing").
         bias_update: the balancing step: ``'proportional'`` (default), ``rate * (mean load -
             load_i) / mean load``, which shrinks as the loads settle; ``'sign'``, ``rate *
             sign(mean load - load_i)`` (DeepSeek-V3's), which keeps moving by ``rate`` at
             balance, and where the last step leaves the bias decides evaluation's loads
             (on the demo's test images: 2.9x the uniform share in one stage against at most
-            2.0x; docs/routing.md).
+            2.0x; docs/training.md, "Loss-free balancing").
         logit_type: ``'linear'``: the MLP's last layer, ``<h, w_i> + b_i``; ``'cosine'``:
             ``s * cos(h, w_i) + b_i`` with a fixed scale ``s`` and a fixed ``b`` (X-MoE,
             Chi et al. 2022), so no logit grows beyond ``s + |b_i|`` in training and no

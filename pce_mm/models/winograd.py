@@ -7,7 +7,7 @@ overlap between tiles to handle), the products become ``q * q`` matrix products 
 ``(tiles, c_in) @ (c_in, c_out)`` (2.25x and 4x fewer multiplications than the direct
 convolution) and the outputs are transformed back. oneDNN convolves such small tiles at a
 fraction of its full-map speed per FLOP; this runs on the BLAS instead
-(docs/performance.md, "Winograd tiles").
+(docs/model.md, "Experts and their tiles").
 """
 import functools
 from typing import Optional, Tuple
@@ -19,7 +19,7 @@ __all__ = ['winograd_conv', 'WINOGRAD_OUTPUTS']
 # The transforms (B^T, G, A^T) of Toom-Cook's construction for output tiles of 2 and 4: Lavin
 # and Gray's F(2x2, 3x3), and F(4x4, 3x3) at the points 0, 1, -1, 2, -1/2 (and infinity),
 # whose float32 error measured 2.1x smaller than at Lavin and Gray's 0, +-1, +-2 and 3.2x
-# the direct convolution's (docs/performance.md, "Winograd tiles").
+# the direct convolution's (docs/model.md, "Experts and their tiles").
 _TRANSFORMS = {
     2: ([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
         [[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]],
