@@ -240,7 +240,7 @@ def format_table(study: Config, rows: List[dict]) -> str:
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for r in rows:
         name = f"**{r['arm']}**" if r['arm'] == study.reference and r['best'] else r['arm']
-        lr = ([f"{r['lr']:g}" + (' (best)' if r['best'] and with_lr else '')]
+        lr = ([('-' if r['lr'] is None else f"{r['lr']:g}") + (' (best)' if r['best'] else '')]
               if with_lr else [])
         n = f"{r['n']}" + (f" ({r['failed']} failed)" if r['failed'] else '')
         if r['arm'] == study.reference and r['best']:

@@ -1,0 +1,107 @@
+"""tools/analysis/study.py: every (arm, lr, seed) through the real tools on tiny files,
+records that make a second invocation run nothing, failed runs kept as failed, and the
+summary's statistics."""
+import csv
+import json
+import math
+import os.path as osp
+
+import pytest
+from helpers import REPO, load_tool
+
+from pce_mm.analysis.study import format_table, load_study, plan, summarise
+from pce_mm.datasets.synthetic import write_mnist
+
+TINY_OPTIONS = {'train_dataloader.batch_size': 8, 'train_dataloader.num_workers': 0,
+                'train_dataloader.persistent_workers': False,
+                'val_dataloader.num_workers': 0, 'val_dataloader.persistent_workers': False,
+                'val_dataloader.batch_size': 4, 'train_cfg.max_epochs': 1,
+                'default_hooks.checkpoint.max_keep_ckpts': 1}
+
+
+def write_study(path: str, text: str) -> str:
+    with open(path, 'w') as f:
+        f.write(text)
+    return path
+
+
+def test_a_study_runs_each_arm_and_seed_once_and_keeps_failed_runs(tmp_path):
+    data = str(tmp_path / 'mnist')
+    write_mnist(data, num_train=8, num_test=4)                 # one iteration an epoch
+    config = osp.join(REPO, 'configs/resnet_mnist.py')
+    study = write_study(str(tmp_path / 'tiny.py'), f'''
+description = 'two arms, two seeds'
+arms = dict(resnet=dict(config={config!r}),
+            broken=dict(config={config!r}, options={{'model.backbone.depth': 19}}))
+seeds = [0, 1]
+metric = 'accuracy/top1'
+input_shape = (1, 28, 28)
+options = {{**{TINY_OPTIONS!r}, 'data_root': {data!r}}}
+work_dir = {str(tmp_path / 'work')!r}
+results_dir = {str(tmp_path / 'results')!r}
+''')
+    tool = load_tool('tools/analysis/study.py')
+    rows = tool.main([study])
+    results = str(tmp_path / 'results')
+    records = sorted(osp.basename(r.record) for r in plan(load_study(study)))
+    assert records == ['broken_seed0.json', 'broken_seed1.json', 'resnet_seed0.json',
+                       'resnet_seed1.json']
+    for name in ('runs.csv', 'summary.csv', 'table.md', 'seeds.png', 'cost.png'):
+        assert osp.getsize(osp.join(results, name)) > 0, name
+    with open(osp.join(results, 'runs.csv')) as f:
+        runs = list(csv.DictReader(f))
+    assert sorted((r['arm'], r['seed'], r['status']) for r in runs) == [
+        ('broken', '0', 'failed'), ('broken', '1', 'failed'), ('resnet', '0', 'ok'),
+        ('resnet', '1', 'ok')]
+    ok = [r for r in runs if r['status'] == 'ok']
+    assert all(0 <= float(r['val/accuracy/top1']) <= 100 and float(r['gflops']) > 0.1
+               for r in ok)
+    failed = json.load(open(osp.join(results, 'runs', 'broken_seed0.json')))
+    assert 'tools/train.py exited with' in failed['error'] and 'depth' in failed['error']
+    resnet = next(r for r in rows if r['arm'] == 'resnet')
+    broken = next(r for r in rows if r['arm'] == 'broken')
+    assert (resnet['n'], resnet['failed'], broken['n'], broken['failed']) == (2, 0, 0, 2)
+    table = open(osp.join(results, 'table.md')).read()
+    assert '| broken |' in table and '0 (2 failed)' in table
+    # The seed went into each run's config.
+    logs = [open(osp.join(str(tmp_path / 'work'), 'resnet', f'seed{s}', 'run.log')).read()
+            for s in (0, 1)]
+    assert 'randomness.seed=0' in logs[0] and 'randomness.seed=1' in logs[1]
+
+    # A second invocation finds every record and runs nothing.
+    mtimes = {r: osp.getmtime(osp.join(results, 'runs', r)) for r in records}
+    tool.main([study])
+    assert {r: osp.getmtime(osp.join(results, 'runs', r)) for r in records} == mtimes
+
+
+def record(arm, seed, value, lr=None, status='ok'):
+    return dict(arm=arm, lr=lr, seed=seed, status=status,
+                metrics={} if status != 'ok' else {'test/acc': value}, train_s=10.0 * seed,
+                gflops=1.0)
+
+
+def test_summary_takes_each_arms_best_lr_and_welchs_test_against_the_reference(tmp_path):
+    study = load_study(write_study(str(tmp_path / 's.py'), f'''
+arms = dict(a=dict(config={osp.join(REPO, 'configs/resnet_mnist.py')!r}),
+            b=dict(config={osp.join(REPO, 'configs/pce_mnist.py')!r}))
+reference = 'a'
+split = 'test'
+metric = 'acc'
+'''))
+    results = [record('a', s, v, lr=0.1) for s, v in enumerate([90.0, 91.0, 92.0])]
+    results += [record('a', s, v, lr=0.2) for s, v in enumerate([80.0, 81.0, 82.0])]
+    results += [record('b', s, v) for s, v in enumerate([93.0, 94.0, 95.0])]
+    results += [record('b', 3, None, status='failed')]
+    rows = {(r['arm'], r['lr']): r for r in summarise(study, results)}
+    best = rows[('a', 0.1)]
+    assert best['best'] and not rows[('a', 0.2)]['best']
+    assert (best['mean'], best['std'], best['n']) == (91.0, 1.0, 3)
+    b = rows[('b', None)]
+    assert (b['n'], b['failed'], b['train_s']) == (3, 1, 10.0)
+    # Welch: difference 3, standard error sqrt(1/3 + 1/3); t = 3.67 on 4 df, p = 0.021.
+    assert b['diff'] == 3.0 and b['se'] == pytest.approx(math.sqrt(2 / 3))
+    assert b['p'] == pytest.approx(0.0213, abs=1e-3)
+    close = summarise(study, results[:3] + [record('b', s, v)
+                                            for s, v in enumerate([90.5, 92.0, 91.2])])
+    table = format_table(study, close)
+    assert 'within noise' in table and '| **a** |' in table
