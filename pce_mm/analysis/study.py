@@ -17,6 +17,8 @@ A study is a small mmengine config (``configs/studies/*.py``)::
     test_options = {...}          # --cfg-options of the evaluation only
     input_shape = (1, 28, 28)     # of the image the active FLOPs are counted on
 
+Names starting with ``_`` are the file's own helpers and are ignored.
+
 Every run has its own work dir (checkpoints, logs), ``<work_dir>/<arm>[/lr<lr>]/seed<seed>``,
 and ends with a JSON record in ``<results_dir>/runs/`` (metrics, wall times, FLOPs, the
 commands): a run with a record (passed or failed) is not run again. The records and the
@@ -59,6 +61,8 @@ def load_study(path: str) -> Config:
     if not osp.isfile(path):
         raise FileNotFoundError(f'study file {path} does not exist')
     cfg = Config.fromfile(path)
+    for key in [k for k in cfg.keys() if k.startswith('_')]:   # the file's own helpers
+        cfg.pop(key)
     unknown = set(cfg.keys()) - set(DEFAULTS) - {'arms', 'name'}
     if unknown:
         raise KeyError(f'{path}: unknown study settings {sorted(unknown)}; allowed: '

@@ -1,0 +1,27 @@
+# What each part of PCE buys on the digits: the tuned twins, then PCE with one part changed
+# at a time, three seeds each, scored on the 449 test digits (settings were chosen on the
+# validation digits: digits_lr.py). Every arm trains 8 epochs at its config's learning rate.
+description = ('The digits (1,079 training digits, 8 epochs, batch 64; PCE: phase 1 = epochs '
+               '1-2), top-1 on the 449 test digits, three seeds an arm.')
+_pce = 'configs/pce_digits.py'
+arms = dict(
+    resnet=dict(config='configs/resnet_digits.py'),
+    pce=dict(config=_pce),
+    # One static expert a block (no router, no attention) against one of E chosen a patch:
+    # equal active FLOPs, the cleanest test of what routing is worth.
+    pce_phase1_only=dict(config=_pce, options={'model.backbone.phase_cfg.warmup_epochs': 8}),
+    pce_k1=dict(config=_pce, options={'model.backbone.top_k': 1}),
+    pce_no_position=dict(config=_pce, options={'model.backbone.router_cfg.position': False}),
+    pce_no_context=dict(config=_pce, options={'model.backbone.context': 'none'}),
+    pce_e4=dict(config=_pce, options={'model.backbone.num_experts': 4}),
+    pce_e16=dict(config=_pce, options={'model.backbone.num_experts': 16}),
+    # The proposal's own phase 1: every expert on every patch, averaged.
+    pce_warmup_all=dict(config=_pce, options={'model.backbone.phase_cfg.warmup_experts': 'all'}),
+    pce_lite=dict(config='configs/pce_digits_lite.py'),
+)
+reference = 'resnet'
+seeds = [0, 1, 2]
+split = 'test'
+metric = 'accuracy/top1'
+input_shape = (1, 28, 28)
+options = {'default_hooks.checkpoint.max_keep_ckpts': 1}
