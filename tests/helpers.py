@@ -61,3 +61,14 @@ def load_tool(path: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def narrow_pce_config(path: str, base: str, text: str = '', **backbone) -> str:
+    """:func:`narrow_pce_mnist` on ``configs/{base}.py``, a one-channel classification config
+    of the project (``pce_mnist``, ``pce_digits``)."""
+    settings = dict(arch=dict(_delete_=True, **NARROW_ARCH), **backbone)
+    with open(path, 'w') as f:
+        f.write(f"_base_ = '{REPO}/configs/{base}.py'\n"
+                f"model = dict(backbone={settings!r}, "
+                f"head=dict(in_channels={NARROW_ARCH['channels'][-1]}))\n{text}")
+    return path

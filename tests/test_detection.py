@@ -1,12 +1,16 @@
 """Detection end to end: the Faster R-CNN VOC twins, mmdet's own config with PCENet swapped
 in, and tools/train.py + tools/test.py on tiny official-format VOC files."""
+import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
+import cv2
 import mmdet
 import pytest
 from mmengine.config import Config
+from mmengine.fileio import load
 from mmengine.runner import Runner
 
 from pce_mm.models import PCENet
@@ -61,7 +65,7 @@ def test_mmdet_own_voc_config_takes_pcenet_as_a_drop_in(voc_root, tmp_path):
     mmdet_cfg = osp.join(osp.dirname(mmdet.__file__),
                          '.mim/configs/pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py')
     cfg = Config.fromfile(mmdet_cfg)
-    cfg.model.backbone = dict(type='PCENet', arch='r50', warmup_iters=1)
+    cfg.model.backbone = dict(type='PCENet', arch='r50', phase_cfg=dict(warmup_iters=1))
     cfg.custom_imports = dict(imports=['pce_mm'], allow_failed_imports=False)
     merge_cli_options(cfg, dict(tiny_options(voc_root, str(tmp_path)),
                                 **{'train_cfg.max_iters': 2}))
@@ -73,7 +77,7 @@ def test_mmdet_own_voc_config_takes_pcenet_as_a_drop_in(voc_root, tmp_path):
     runner.train()                      # phase 1, the switch, phase 2, then VOCMetric
     assert runner.model.backbone.switched and runner.model.backbone.last_phase == 2
     metrics = runner.val_loop.run()
-    assert 'pascal_voc/mAP' in metrics
+    assert 0 <= metrics['pascal_voc/mAP'] <= 1
 
 
 @pytest.fixture(scope='module')
@@ -97,18 +101,30 @@ def trained(voc_root, tmp_path_factory):
 
 
 @pytest.mark.parametrize('name', ['pce_frcnn_voc', 'resnet_frcnn_voc'])
-def test_train_then_test_tools_report_voc_map(name, voc_root, trained, tmp_path):
+def test_train_then_test_tools_report_voc_map_and_draw_every_test_image(
+        name, voc_root, trained, tmp_path):
     work = trained(name)
     ckpt = osp.join(work, 'epoch_1.pth')
     assert osp.exists(ckpt)
-    out = str(tmp_path / 'results.pkl')
+    out, show = str(tmp_path / 'results.pkl'), str(tmp_path / 'shown')
     test = subprocess.run(
-        [sys.executable, 'tools/test.py', f'configs/{name}.py', ckpt, '--out', out]
-        + cli(tiny_options(voc_root, str(tmp_path))), cwd=REPO, capture_output=True,
-        text=True)
+        [sys.executable, 'tools/test.py', f'configs/{name}.py', ckpt, '--out', out,
+         '--show-dir', show] + cli(tiny_options(voc_root, str(tmp_path))), cwd=REPO,
+        capture_output=True, text=True)
     assert test.returncode == 0, test.stderr[-3000:]
-    assert '| mAP' in test.stdout + test.stderr and 'pascal_voc/mAP' in test.stdout + test.stderr
-    assert osp.exists(out)
+    log = test.stdout + test.stderr
+    assert '| mAP' in log
+    assert 0 <= float(re.search(r'pascal_voc/mAP: ([-\d.]+)', log).group(1)) <= 1
+    # The VOC2007 test images, each once: predicted (--out) and drawn at its own size
+    # (mmdet draws the ground truth and the prediction side by side).
+    ids = open(osp.join(voc_root, 'VOC2007/ImageSets/Main/test.txt')).read().split()
+    assert [result['img_id'] for result in load(out)] == ids
+    assert sorted(os.listdir(show)) == sorted(f'{i}.jpg' for i in ids)
+    for image_id in ids:
+        drawn = cv2.imread(osp.join(show, f'{image_id}.jpg'))
+        original = cv2.imread(osp.join(voc_root, 'VOC2007/JPEGImages', f'{image_id}.jpg'))
+        height, width, channels = original.shape
+        assert drawn.shape == (height, 2 * width, channels)
 
 
 def test_resume_continues_from_the_saved_epoch(voc_root, trained):

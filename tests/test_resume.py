@@ -1,7 +1,9 @@
 """A training process killed by a signal and resumed with --resume continues in the right
-phase, from the same optimizer, scheduler, data position and router init points (phase 1's
-last batches, kept for the switch): on CPU with a fixed seed, its losses and final weights
-equal those of an unbroken run."""
+phase, from the same optimizer, scheduler and data position, and runs the switch exactly
+once: on CPU with a fixed seed, its losses and final weights equal those of an unbroken run.
+
+The process kills itself (a hook, after the checkpoint of a chosen iteration is written), so
+where it stops does not depend on how fast it runs."""
 import glob
 import os
 import os.path as osp
@@ -9,7 +11,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -17,13 +18,36 @@ from helpers import REPO, narrow_pce_mnist
 
 from pce_mm.datasets.synthetic import write_mnist
 
-MAX_ITERS, WARMUP_ITERS, INIT_BATCHES = 16, 6, 4
+MAX_ITERS, WARMUP_ITERS = 16, 6
+
+KILL_HOOK = '''
+import os
+import signal
+
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+
+@HOOKS.register_module()
+class KillAfterCheckpoint(Hook):
+    """SIGKILLs its own process at the end of training iteration ``iteration`` (1-based),
+    after CheckpointHook (priority VERY_LOW) has written that iteration's checkpoint."""
+    priority = 'LOWEST'
+
+    def __init__(self, iteration: int):
+        self.iteration = iteration
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter + 1 == self.iteration:
+            os.kill(os.getpid(), signal.SIGKILL)
+'''
 
 
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp('resume')
     write_mnist(str(root / 'mnist'), num_train=16, num_test=4)
+    (root / 'kill_hook.py').write_text(KILL_HOOK)
     config = narrow_pce_mnist(str(root / 'pce_mnist_iters.py'), f'''
 train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
                         dataset=dict(data_root='{root}/mnist'),
@@ -36,17 +60,29 @@ train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters={MAX_ITERS}
 param_scheduler = dict(_delete_=True, type='MultiStepLR', by_epoch=False, milestones=[10],
                        gamma=0.1)
 default_hooks = dict(logger=dict(interval=1),
-                     checkpoint=dict(by_epoch=False, interval=2, max_keep_ckpts=-1))
+                     checkpoint=dict(by_epoch=False, interval=2, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False, window_size=1)
 randomness = dict(seed=0, deterministic=True)
-''', warmup_iters=WARMUP_ITERS, switch_cfg=dict(init_batches=INIT_BATCHES))
-    env = dict(os.environ, OMP_NUM_THREADS='1')
+''', phase_cfg=dict(warmup_iters=WARMUP_ITERS))
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1',
+               PYTHONPATH=f'{root}:{os.environ.get("PYTHONPATH", "")}')
     return config, env
 
 
+def kill_config(config: str, iteration: int) -> str:
+    """``config`` with :class:`KillAfterCheckpoint` at ``iteration`` among its hooks."""
+    path = osp.join(osp.dirname(config), f'kill_after_{iteration}.py')
+    with open(path, 'w') as f:
+        f.write(f"_base_ = '{config}'\n"
+                "custom_imports = dict(imports=['pce_mm', 'kill_hook'], "
+                "allow_failed_imports=False)\n"
+                "custom_hooks = [dict(type='RouterLossScaleHook'), dict(type='ExpertLoadHook'), "
+                f"dict(type='KillAfterCheckpoint', iteration={iteration})]\n")
+    return path
+
+
 def last_checkpoint_iter(work_dir: str) -> int:
-    """The iteration of the checkpoint mmengine's `last_checkpoint` names (written after the
-    checkpoint itself is complete), 0 if none yet."""
+    """The iteration of the checkpoint mmengine's `last_checkpoint` names, 0 if none."""
     try:
         with open(osp.join(work_dir, 'last_checkpoint')) as f:
             return int(re.search(r'iter_(\d+)\.pth', f.read()).group(1))
@@ -55,24 +91,17 @@ def last_checkpoint_iter(work_dir: str) -> int:
 
 
 def train(config: str, work_dir: str, env: dict, resume: bool = False,
-          kill_after: int = None) -> str:
+          killed: bool = False) -> str:
     args = [sys.executable, 'tools/train.py', config, '--work-dir', work_dir]
     if resume:
         args.append('--resume')
-    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    if kill_after is not None:
-        deadline = time.time() + 300
-        while last_checkpoint_iter(work_dir) < kill_after and proc.poll() is None:
-            assert time.time() < deadline, f'no checkpoint of iteration {kill_after}'
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-    out, _ = proc.communicate(timeout=600)
-    if kill_after is None:
-        assert proc.returncode == 0, out[-3000:]
+    run = subprocess.run(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, timeout=600)
+    if killed:
+        assert run.returncode == -signal.SIGKILL, run.stdout[-3000:]
     else:
-        assert proc.returncode == -signal.SIGKILL, 'the process ended before it was killed'
-    return out
+        assert run.returncode == 0, run.stdout[-3000:]
+    return run.stdout
 
 
 def losses(log: str) -> dict:
@@ -85,39 +114,38 @@ def unbroken(setup, tmp_path_factory):
     config, env = setup
     work = str(tmp_path_factory.mktemp('unbroken'))
     log = train(config, work, env)
-    assert log.count('switched to routing at epoch 1, iteration 7') == 1
-    # The routers keep the points of iterations 4-6 (the switch's batch, iteration 7, is the
-    # fourth) in the checkpoints, and drop them at the switch.
-    points = {it: torch.load(osp.join(work, f'iter_{it}.pth'), weights_only=False)[
-        'state_dict']['backbone.layer2.1.router._extra_state'].shape[0] for it in (2, 4, 6, 8)}
-    per_batch = points[4]
-    assert per_batch > 0 and points == {2: 0, 4: per_batch, 6: 3 * per_batch, 8: 0}
+    assert log.count(f'switched to routing at epoch 1, iteration {WARMUP_ITERS + 1}') == 1
+    assert sorted(losses(log)) == list(range(1, MAX_ITERS + 1))
     return losses(log), torch.load(osp.join(work, f'iter_{MAX_ITERS}.pth'),
                                    weights_only=False)['state_dict']
 
 
 @pytest.mark.parametrize('kill_after, resumed_phase', [
-    (4, 'phase 1 (expert warm-up'),      # killed inside the warm-up, with router points
-    (WARMUP_ITERS + 2, 'phase 2 (router and deformable'),  # just after the switch
+    (WARMUP_ITERS - 2, 'phase 1 (expert warm-up'),      # inside the warm-up
+    (WARMUP_ITERS, 'phase 2 (router and deformable'),   # the next iteration switches
+    (WARMUP_ITERS + 2, 'phase 2 (router and deformable'),  # after the switch
 ])
 def test_killed_run_resumes_in_phase_and_matches_the_unbroken_run(
         setup, unbroken, tmp_path, kill_after, resumed_phase):
     config, env = setup
     want_losses, want_weights = unbroken
     work = str(tmp_path)
-    train(config, work, env, kill_after=kill_after)
+    killed = train(kill_config(config, kill_after), work, env, killed=True)
+    assert last_checkpoint_iter(work) == kill_after
+    assert sorted(losses(killed)) == list(range(1, kill_after + 1))
     resumed = train(config, work, env, resume=True)
-    start = int(re.search(r'resumed epoch: \d+, iter: (\d+)', resumed).group(1))
-    assert start >= kill_after
-    assert (start < WARMUP_ITERS) == resumed_phase.startswith('phase 1')
-    assert re.search(rf'{re.escape(resumed_phase)}.*iteration {start + 1}\b', resumed)
+    assert re.search(rf'resumed epoch: \d+, iter: {kill_after}\b', resumed)
+    assert re.search(rf'{re.escape(resumed_phase)}.*iteration {kill_after + 1}\b', resumed)
     # The switch's one-time actions run in the resumed run only if it was killed before them.
-    assert resumed.count('switched to routing') == (start < WARMUP_ITERS)
+    switched = resumed.count(f'switched to routing at epoch 1, iteration {WARMUP_ITERS + 1}')
+    assert switched == (kill_after <= WARMUP_ITERS)
+    assert resumed.count('switched to routing') == switched
     got = losses(resumed)
-    assert sorted(got) == list(range(start + 1, MAX_ITERS + 1))
+    assert sorted(got) == list(range(kill_after + 1, MAX_ITERS + 1))
     assert {i: want_losses[i] for i in got} == got
     weights = torch.load(osp.join(work, f'iter_{MAX_ITERS}.pth'),
                          weights_only=False)['state_dict']
+    assert weights.keys() == want_weights.keys()
     for name, value in want_weights.items():
         torch.testing.assert_close(weights[name], value, rtol=0, atol=0, msg=name)
-    assert glob.glob(osp.join(work, '*', '*.log'))
+    assert len(glob.glob(osp.join(work, '*', '*.log'))) == 2    # the killed run's and this

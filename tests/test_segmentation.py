@@ -4,9 +4,13 @@ import os.path as osp
 import shutil
 
 import mmseg
+import numpy as np
 import pytest
 from helpers import REPO, build_runner, load_config
 from mmengine.config import Config
+from mmengine.evaluator import DumpResults
+from mmengine.fileio import load
+from PIL import Image
 
 from pce_mm.models import PCENet
 from pce_mm.datasets.synthetic import write_voc_aug
@@ -35,6 +39,27 @@ def tiny_options(voc2012: str) -> dict:
     }
 
 
+def miou_of_dumped(dumped: str, voc2012: str) -> float:
+    """mIoU (percent) recomputed from dumped predictions, after checking they cover VOC2012's
+    val split, in order, against its label PNGs at their own size."""
+    samples = load(dumped)
+    ids = open(osp.join(voc2012, 'ImageSets/Segmentation/val.txt')).read().split()
+    assert [osp.splitext(osp.basename(s['img_path']))[0] for s in samples] == ids
+    intersect, union = np.zeros(21), np.zeros(21)
+    for image_id, sample in zip(ids, samples):
+        gt = np.array(Image.open(osp.join(voc2012, 'SegmentationClass', f'{image_id}.png')))
+        np.testing.assert_array_equal(sample['gt_sem_seg']['data'][0].numpy(), gt)
+        pred = sample['pred_sem_seg']['data'][0].numpy()
+        assert pred.shape == gt.shape                # predicted at the image's own size
+        valid = gt != 255                            # VOC's boundary pixels: ignored
+        for c in range(21):
+            p, g = (pred == c) & valid, (gt == c) & valid
+            intersect[c] += (p & g).sum()
+            union[c] += (p | g).sum()
+    with np.errstate(invalid='ignore'):
+        return float(np.nanmean(intersect / union) * 100)
+
+
 def test_twins_differ_only_in_backbone():
     pce = Config.fromfile(osp.join(REPO, 'configs/pce_upernet_voc.py')).to_dict()
     res = Config.fromfile(osp.join(REPO, 'configs/resnet_upernet_voc.py')).to_dict()
@@ -46,12 +71,17 @@ def test_twins_differ_only_in_backbone():
 
 
 @pytest.mark.parametrize('name', ['pce_upernet_voc', 'resnet_upernet_voc'])
-def test_upernet_twin_trains_and_reports_miou(name, voc_root, tmp_path):
+def test_upernet_twin_trains_and_reports_the_miou_of_its_val_predictions(
+        name, voc_root, tmp_path):
     cfg = load_config(name, tiny_options(osp.join(voc_root, 'VOC2012')))
     runner = build_runner(cfg, str(tmp_path))
     assert isinstance(runner.model.backbone, PCENet) == name.startswith('pce')
     runner.train()                                   # two iterations, then validation
-    assert 'mIoU' in runner.test()
+    dumped = str(tmp_path / 'predictions.pkl')
+    runner.test_evaluator.metrics.append(DumpResults(out_file_path=dumped))
+    metrics = runner.test()
+    assert metrics['mIoU'] == pytest.approx(
+        miou_of_dumped(dumped, osp.join(voc_root, 'VOC2012')), abs=0.006)
 
 
 def test_sbd_aug_set_is_used_when_present(voc_root, tmp_path):
@@ -82,4 +112,7 @@ def test_mmseg_own_upernet_voc_config_takes_pcenet_as_a_drop_in(voc_root, tmp_pa
     runner = build_runner(cfg, str(tmp_path / 'work'))
     assert isinstance(runner.model.backbone, PCENet)
     runner.train()
-    assert 'mIoU' in runner.val_loop.run()
+    dumped = str(tmp_path / 'predictions.pkl')
+    runner.val_evaluator.metrics.append(DumpResults(out_file_path=dumped))
+    metrics = runner.val_loop.run()
+    assert metrics['mIoU'] == pytest.approx(miou_of_dumped(dumped, voc2012), abs=0.006)

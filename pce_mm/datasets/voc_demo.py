@@ -186,32 +186,34 @@ def write_image_set(year_dir: str, kind: str, split: str, ids: Sequence[str]) ->
 
 
 def make_demo_voc(out_dir: str, num_train: int = 160, num_test: int = 40,
-                  size: Tuple[int, int] = (256, 320), seed: int = 0) -> Dict[str, int]:
-    """Writes ``out_dir/VOC2007`` (trainval + test) and ``out_dir/VOC2012`` (trainval).
+                  size: Tuple[int, int] = (256, 320), seed: int = 0,
+                  num_val: int = None) -> Dict[str, int]:
+    """Writes ``out_dir/VOC2007`` (trainval + test) and ``out_dir/VOC2012`` (trainval + val).
 
-    Half of the training images go to each year, as VOC 07+12 training expects; VOC2012
-    also gets ``ImageSets/Segmentation/{train,val}.txt`` and VOC2007 ``test.txt``.
-    Returns the number of images written per split.
+    Half of the training images go to each year, as VOC 07+12 training expects. VOC2012's
+    ``val`` (``num_val`` images, default ``num_test``) is held out for choosing settings:
+    unlike real VOC's, the demo's ``trainval`` lists do not contain it. Each split draws
+    from its own seeded stream, so its images do not depend on the other splits' sizes:
+    a larger test set starts with the smaller one's images, and the training images are
+    the same whatever the test and validation sizes. Segmentation lists: ``train`` (the
+    year's trainval images), ``val``, ``test``. Returns the number of images per split.
     """
-    rng = np.random.default_rng(seed)
     height, width = size
-    splits = {'VOC2007': {'trainval': num_train - num_train // 2, 'test': num_test},
-              'VOC2012': {'trainval': num_train // 2, 'val': num_test}}
+    num_val = num_test if num_val is None else num_val
+    splits = [('VOC2007', 'trainval', num_train - num_train // 2), ('VOC2007', 'test', num_test),
+              ('VOC2012', 'trainval', num_train // 2), ('VOC2012', 'val', num_val)]
     counts = {}
-    for year, year_splits in splits.items():
+    for stream, (year, split, number) in enumerate(splits):
+        rng = np.random.default_rng([seed, stream])
         year_dir = osp.join(out_dir, year)
         prefix = '' if year == 'VOC2007' else '2012_'
-        next_id = 1
-        for split, number in year_splits.items():
-            ids = []
-            for _ in range(number):
-                image_id = f'{prefix}{next_id:06d}'
-                next_id += 1
-                write_voc_sample(year_dir, image_id, *compose_image(rng, height, width))
-                ids.append(image_id)
-            main_split = 'test' if split in ('test', 'val') and year == 'VOC2007' else split
-            write_image_set(year_dir, 'Main', main_split, ids)
-            seg_split = {'trainval': 'train'}.get(split, split)
-            write_image_set(year_dir, 'Segmentation', seg_split, ids)
-            counts[f'{year}/{split}'] = number
+        first = 1 if split == 'trainval' else 100001          # ids apart from trainval's
+        ids = []
+        for i in range(number):
+            image_id = f'{prefix}{first + i:06d}'
+            write_voc_sample(year_dir, image_id, *compose_image(rng, height, width))
+            ids.append(image_id)
+        write_image_set(year_dir, 'Main', split, ids)
+        write_image_set(year_dir, 'Segmentation', {'trainval': 'train'}.get(split, split), ids)
+        counts[f'{year}/{split}'] = number
     return counts

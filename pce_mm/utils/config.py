@@ -76,8 +76,8 @@ def enable_visualization(cfg: Config, show_dir: str) -> Config:
     elif hook['type'] == 'SegVisualizationHook':
         hook.update(draw=True)
         cfg.visualizer['save_dir'] = show_dir
-    else:                                   # mmpretrain's VisualizationHook
-        hook.update(enable=True, out_dir=show_dir)
+    else:                       # mmpretrain's VisualizationHook, every image as its tool does
+        hook.update(enable=True, out_dir=show_dir, interval=1)
     return cfg
 
 

@@ -11,10 +11,11 @@ import pytest
 import torch
 from helpers import REPO, build_runner, load_config, load_tool
 from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
 from mmengine.registry import MODELS, init_default_scope
 from sklearn.metrics import normalized_mutual_info_score
 
-from pce_mm.analysis import normalized_mutual_info
+from pce_mm.analysis import image_pipeline, load_model, normalized_mutual_info, route_batch
 from pce_mm.datasets.synthetic import write_mnist
 from pce_mm.datasets.voc_demo import write_image_set, write_voc_sample
 
@@ -31,31 +32,48 @@ def mnist_checkpoint(tmp_path_factory):
     write_mnist(str(root / 'data'), num_train=8, num_test=4)
     cfg = load_config('pce_mnist', {
         'data_root': str(root / 'data'), 'train_dataloader.batch_size': 2,
-        'train_cfg.max_epochs': 1, 'model.backbone.warmup_iters': 2})
+        'train_cfg.max_epochs': 1, 'model.backbone.phase_cfg.warmup_iters': 2,
+        'randomness.seed': 0})
     runner = build_runner(cfg, str(root / 'work'))
     runner.train()
     return str(root / 'data'), str(root / 'work' / 'epoch_1.pth')
 
 
-def test_router_maps_draw_every_stage_and_position_only_ignores_content(
+def test_router_maps_draw_every_stage_and_position_only_is_the_routing_without_content(
         mnist_checkpoint, tmp_path):
+    """position_only.json holds, per stage, the expert the model's own routers pick for
+    each patch of the first image's grid when the content they read is zero; content
+    changes that choice for a real image."""
     data_root, checkpoint = mnist_checkpoint
     rng = np.random.default_rng(0)
-    images = []
-    for name in ('digit_a', 'digit_b'):
-        images.append(str(tmp_path / f'{name}.png'))
-        cv2.imwrite(images[-1], rng.integers(0, 256, (28, 28), dtype=np.uint8))
-    positions = []
-    for image in images:
-        out = tmp_path / f'maps_{osp.basename(image)}'
-        run_tool('tools/analysis/router_maps.py', 'configs/pce_mnist.py', checkpoint,
-                 '--images', image, '--out-dir', str(out))
+    # The first image is 28 x 40 px: grids of 4 x 5 patches in every stage (rows and columns
+    # cannot swap unnoticed); the second, 28 x 28 px, is drawn but sets no grid.
+    images = [str(tmp_path / 'wide.png'), str(tmp_path / 'square.png')]
+    cv2.imwrite(images[0], rng.integers(0, 256, (28, 40), dtype=np.uint8))
+    cv2.imwrite(images[1], rng.integers(0, 256, (28, 28), dtype=np.uint8))
+    out = tmp_path / 'maps'
+    run_tool('tools/analysis/router_maps.py', 'configs/pce_mnist.py', checkpoint,
+             '--images', *images, '--out-dir', str(out))
+    for name in ('wide', 'square'):
         for stage in (1, 2, 3, 4):
-            png = out / f'{osp.splitext(osp.basename(image))[0]}_stage{stage}.png'
-            assert cv2.imread(str(png)) is not None
-        positions.append(json.loads((out / 'position_only.json').read_text()))
-    assert positions[0] == positions[1]
-    assert np.array(positions[0]['stage1']).shape == (4, 4)     # 28 px, patches of 8
+            assert cv2.imread(str(out / f'{name}_stage{stage}.png')) is not None
+    saved = json.loads((out / 'position_only.json').read_text())
+    assert sorted(saved) == [f'stage{stage}' for stage in (1, 2, 3, 4)]
+
+    # The reference: the backbone's forward on the first image, its routers' content zeroed.
+    cfg, model = load_model(osp.join(REPO, 'configs/pce_mnist.py'), checkpoint)
+    data = pseudo_collate([image_pipeline(cfg, model)(dict(img_path=images[0]))])
+    _, _, routed = route_batch(model, data)
+    hooks = [block.router.register_forward_pre_hook(
+        lambda router, args: (torch.zeros_like(args[0]), *args[1:]))
+        for block in model.backbone.blocks()]
+    _, _, contentless = route_batch(model, data)
+    for hook in hooks:
+        hook.remove()
+    for routing in contentless:
+        assert routing.top1.shape == (1, 4, 5)
+        assert saved[f'stage{routing.stage}'] == routing.top1[0].tolist()
+    assert any(saved[f'stage{r.stage}'] != r.top1[0].tolist() for r in routed)
 
 
 def test_expert_usage_matrices_count_every_routed_patch_once(mnist_checkpoint, tmp_path,

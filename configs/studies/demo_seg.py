@@ -1,0 +1,16 @@
+# UperNet on the demo's masks: the tuned twins and PCE kept in phase 1, three seeds each,
+# mmseg's mIoU on 400 test images. Data first:
+#   python tools/misc/make_demo_voc.py data/demo400/VOCdevkit --train 128 --test 400 --val 40
+description = ('UperNet on the demo (128 training images, 192 iterations, batch 4, 256x256 '
+               'crops; PCE: phase 1 = iterations 1-64), mIoU on 400 test images.')
+_pce = 'configs/demo/pce_upernet_demo.py'
+arms = dict(
+    resnet=dict(config='configs/demo/resnet_upernet_demo.py'),
+    pce=dict(config=_pce),
+    pce_phase1_only=dict(config=_pce, options={'model.backbone.phase_cfg.warmup_iters': 192}))
+reference = 'resnet'
+seeds = [0, 1, 2]
+split = 'test'
+metric = 'mIoU'
+input_shape = (3, 256, 256)
+options = {'data_root': 'data/demo400/VOCdevkit/'}

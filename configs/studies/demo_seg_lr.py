@@ -1,0 +1,14 @@
+# The segmentation twins' learning rates on the demo (configs/demo/*_upernet_demo.py), chosen
+# on its 40 validation images (VOC2012 val). Data first:
+#   python tools/misc/make_demo_voc.py data/demo400/VOCdevkit --train 128 --test 400 --val 40
+description = ('Learning rate of each UperNet twin on the demo, chosen on 40 validation '
+               'images (192 iterations, batch 4, 256x256 crops).')
+arms = dict(resnet=dict(config='configs/demo/resnet_upernet_demo.py'),
+            pce=dict(config='configs/demo/pce_upernet_demo.py'))
+reference = 'resnet'
+lrs = [0.005, 0.01, 0.02]
+seeds = [0, 1]
+split = 'val'
+metric = 'mIoU'
+input_shape = (3, 256, 256)
+options = {'data_root': 'data/demo400/VOCdevkit/'}
