@@ -73,6 +73,12 @@ results_dir = {str(tmp_path / 'results')!r}
     tool.main([study])
     assert {r: osp.getmtime(osp.join(results, 'runs', r)) for r in records} == mtimes
 
+    # The results page is made from the records alone.
+    page_tool = load_tool('tools/analysis/results_page.py')
+    page = page_tool.main([study, '--out', str(tmp_path / 'results.md')])
+    assert '## tiny' in page and '(4 of 4 runs recorded)' in page
+    assert table in page and '![tiny: seeds](results/seeds.png)' in page
+
 
 def record(arm, seed, value, lr=None, status='ok'):
     return dict(arm=arm, lr=lr, seed=seed, status=status,
