@@ -61,7 +61,7 @@ class PhaseHook(Hook):
     """Phase 1 for the first iteration, then ``phase``: a fresh router forced into phase 2
     sends every patch to the same two experts within a few steps (near-zero logits under
     loss-free balancing's bias), where the switch gives the balanced routing training has
-    (docs/performance.md, "The benchmark's routing")."""
+    (docs/performance.md, "The benchmark tool")."""
 
     def __init__(self, phase: int):
         self.phase = phase
