@@ -20,10 +20,11 @@ import torch
 from mmengine.dist import broadcast
 from mmengine.logging import MessageHub, print_log
 
+from .block import WARMUP_EXPERTS, PCEBlock
+
 __all__ = ['TwoPhaseRecipe', 'WARMUP', 'ROUTED']
 
 WARMUP, ROUTED = 1, 2
-WARMUP_EXPERTS = ('tied', 'all', 'random')
 # Patches each router's k-means init at the switch draws on at most: k-means of 8192 hidden
 # features of 64 channels takes well under a second.
 INIT_POINTS = 8192
@@ -142,7 +143,6 @@ class TwoPhaseRecipe:
         one phase 1 trained (``'tied'``), then set every router from its patches' hidden
         features (``router_init``), in a phase-1 pass in eval mode. Under DDP rank 0's
         result is broadcast, so all ranks switch alike."""
-        from .block import PCEBlock
         was_training = backbone.training
         backbone.eval()
         blocks = backbone.blocks()

@@ -19,7 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from pce_mm.analysis.benchmark import run_benchmark
 from pce_mm.analysis.benchmark_report import report
-from pce_mm.analysis.block_benchmark import BLOCK, block_step, measure_context
+from pce_mm.analysis.block_benchmark import block_step, measure_context
 from pce_mm.analysis.step_benchmark import BLOCK_PARTS, label_block_parts, profile_step
 from pce_mm.analysis.timing import Timer
 from pce_mm.analysis.train_step import pce_spec, train_step
