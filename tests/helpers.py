@@ -22,15 +22,22 @@ NARROW_OPTIONS = {'model.backbone.arch': dict(_delete_=True, **NARROW_ARCH),
                   'model.head.in_channels': NARROW_ARCH['channels'][-1]}
 
 
-def narrow_pce_mnist(path: str, text: str = '', **backbone) -> str:
-    """Writes a config at ``path``: configs/pce_mnist.py with :data:`NARROW_ARCH` and the
-    ``backbone`` settings, then ``text`` (without a ``model = ...`` of its own)."""
+def narrow_pce_config(path: str, base: str = 'pce_mnist', text: str = '',
+                      **backbone) -> str:
+    """Writes a config at ``path``: ``configs/{base}.py`` (a one-channel classification
+    config: ``pce_mnist``, ``pce_digits``) with :data:`NARROW_ARCH` and the ``backbone``
+    settings, then ``text`` (without a ``model = ...`` of its own)."""
     settings = dict(arch=dict(_delete_=True, **NARROW_ARCH), **backbone)
     with open(path, 'w') as f:
-        f.write(f"_base_ = '{REPO}/configs/pce_mnist.py'\n"
+        f.write(f"_base_ = '{REPO}/configs/{base}.py'\n"
                 f"model = dict(backbone={settings!r}, "
                 f"head=dict(in_channels={NARROW_ARCH['channels'][-1]}))\n{text}")
     return path
+
+
+def narrow_pce_mnist(path: str, text: str = '', **backbone) -> str:
+    """:func:`narrow_pce_config` of ``configs/pce_mnist.py``."""
+    return narrow_pce_config(path, 'pce_mnist', text, **backbone)
 
 
 def load_config(name: str, options: Optional[dict] = None) -> Config:
@@ -62,13 +69,3 @@ def load_tool(path: str):
     spec.loader.exec_module(module)
     return module
 
-
-def narrow_pce_config(path: str, base: str, text: str = '', **backbone) -> str:
-    """:func:`narrow_pce_mnist` on ``configs/{base}.py``, a one-channel classification config
-    of the project (``pce_mnist``, ``pce_digits``)."""
-    settings = dict(arch=dict(_delete_=True, **NARROW_ARCH), **backbone)
-    with open(path, 'w') as f:
-        f.write(f"_base_ = '{REPO}/configs/{base}.py'\n"
-                f"model = dict(backbone={settings!r}, "
-                f"head=dict(in_channels={NARROW_ARCH['channels'][-1]}))\n{text}")
-    return path
