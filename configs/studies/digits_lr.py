@@ -7,7 +7,7 @@ arms = dict(
     resnet=dict(config='configs/resnet_digits.py'),
     pce=dict(config='configs/pce_digits.py'))
 reference = 'resnet'
-lrs = [0.025, 0.05, 0.1, 0.2, 0.4]
+lrs = [0.025, 0.05, 0.1, 0.2, 0.4, 0.8]
 seeds = [0, 1]
 split = 'val'
 metric = 'accuracy/top1'
