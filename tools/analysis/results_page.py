@@ -42,7 +42,10 @@ def section(path: str, out_dir: str) -> str:
     lines += [format_table(study, rows), '']
     if study.lrs:
         chosen = ', '.join(f"{r['arm']} {r['lr']:g}" for r in rows if r['best'])
-        lines += [f'Chosen on {study.split} (highest mean): {chosen}.', '']
+        done = len(results) == len(plan(study))
+        lines += [(f'Chosen on {study.split} (highest mean): ' if done else
+                   f'Highest {study.split} mean so far (the study is not finished): ')
+                  + f'{chosen}.', '']
     lines += [f'![{study.name}: seeds]({figures}/seeds.png) '
               f'![{study.name}: cost]({figures}/cost.png)', '']
     return '\n'.join(lines)
