@@ -279,7 +279,7 @@ class PCENet(BaseModule):
                 outs.append(x.contiguous())
         if self.check_finite:
             raise_if_not_finite(stem_finite, [(n, b.finite) for n, b in self.named_modules()
-                                              if isinstance(b, PCEBlock)], where())
+                                              if isinstance(b, PCEBlock)], where)
         if self.training and torch.is_grad_enabled():
             aux_loss = None if warmup else self.router_losses.of_blocks(
                 [self.stage_blocks(i) for i in range(len(self.res_layers))])
