@@ -161,6 +161,46 @@ def write_result(run: Run, result: dict) -> None:
         json.dump(result, f, indent=1)
 
 
+def claim(run: Run) -> bool:
+    """Takes the run for this process, so that several runners can share one study (e.g.
+    two single-threaded runners on two cores). False when another live runner holds it."""
+    os.makedirs(osp.dirname(run.work_dir) or '.', exist_ok=True)
+    path = run.work_dir + '.claim'
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            with open(path) as f:
+                holder = f.read().strip()
+            if holder.isdigit() and _alive(int(holder)):
+                return False
+            try:                          # its runner died: the run is free again
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+            continue
+        with os.fdopen(fd, 'w') as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
+
+
+def release(run: Run) -> None:
+    path = run.work_dir + '.claim'
+    if osp.isfile(path):
+        os.remove(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
 def last_checkpoint(work_dir: str) -> Optional[str]:
     """What mmengine's ``CheckpointHook`` names the last checkpoint (``last_checkpoint``)."""
     path = osp.join(work_dir, 'last_checkpoint')

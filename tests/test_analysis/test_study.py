@@ -4,12 +4,14 @@ summary's statistics."""
 import csv
 import json
 import math
+import os
 import os.path as osp
 
 import pytest
 from helpers import REPO, load_tool
 
-from pce_mm.analysis.study import format_table, load_study, plan, summarise
+from pce_mm.analysis.study import (claim, format_table, load_study, plan, release,
+                                   summarise)
 from pce_mm.datasets.synthetic import write_mnist
 
 TINY_OPTIONS = {'train_dataloader.batch_size': 8, 'train_dataloader.num_workers': 0,
@@ -111,3 +113,24 @@ metric = 'acc'
                                             for s, v in enumerate([90.5, 92.0, 91.2])])
     table = format_table(study, close)
     assert 'within noise' in table and '| **a** |' in table
+
+
+def test_runners_sharing_a_study_take_each_run_once_and_free_a_dead_runners_run(tmp_path):
+    study = load_study(write_study(str(tmp_path / 's.py'), f'''
+arms = dict(a=dict(config={osp.join(REPO, 'configs/resnet_mnist.py')!r}))
+reference = 'a'
+seeds = [0, 1]
+split = 'val'
+metric = 'acc'
+work_dir = {str(tmp_path / 'work')!r}
+'''))
+    first, second = plan(study)
+    assert claim(first) and not claim(first)        # this (live) process holds it
+    assert claim(second)
+    release(first)
+    assert claim(first)
+    with open(second.work_dir + '.claim', 'w') as f:
+        f.write('999999999')                        # a runner that no longer exists
+    assert claim(second)
+    with open(second.work_dir + '.claim') as f:
+        assert f.read() == str(os.getpid())

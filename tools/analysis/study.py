@@ -7,7 +7,9 @@ arm, the difference to a reference arm, and what each arm costs.
 Every run is an ordinary ``tools/train.py`` run in its own work dir, evaluated by
 ``tools/test.py`` on the validation split (and on the test split when the study's ``split``
 is 'test'), one at a time. A run with a record in the results dir (passed or failed) is not
-run again, so a stopped study goes on where it stopped. Writes into the results dir
+run again, so a stopped study goes on where it stopped. Several runners may share a study
+(e.g. two with ``OMP_NUM_THREADS=1`` on two cores): each claims its run
+(``<work dir>.claim``) and skips the runs another live runner holds. Writes into the results dir
 (default ``docs/results/<study>``): ``runs/*.json`` (a record a run), ``runs.csv``,
 ``summary.csv``, ``table.md``, ``seeds.png`` (per arm: each seed and mean ± std) and
 ``cost.png`` (the metric against wall time and against active FLOPs).
@@ -23,8 +25,8 @@ import time
 from typing import List, Optional
 
 import pce_mm  # noqa: F401  (compat fixes and registration)
-from pce_mm.analysis.study import (Run, format_table, last_checkpoint,
-                                   load_study, plan, read_result, remove_checkpoints,
+from pce_mm.analysis.study import (Run, claim, format_table, last_checkpoint, load_study,
+                                   plan, read_result, release, remove_checkpoints,
                                    summarise, test_command, train_command, write_result)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -87,6 +89,7 @@ def execute(run: Run, study, first_seed: bool) -> dict:
     python = sys.executable
     result = dict(arm=run.arm, lr=run.lr, seed=run.seed, config=osp.relpath(run.config, REPO),
                   options=run.options, status='failed', metrics={},
+                  threads=os.environ.get('OMP_NUM_THREADS'),
                   commands=[_show(train_command(run, 'python'))])
     code, result['train_s'] = _call(train_command(run, python), log)
     checkpoint = last_checkpoint(osp.join(REPO, run.work_dir))
@@ -180,8 +183,18 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         if args.dry_run:
             print('    ' + _show(train_command(run, 'python')))
             continue
-        result = execute(run, study, first_seed=run.seed == study.seeds[0])
-        write_result(run, result)
+        if not claim(run):
+            print('    another runner holds it: skipped', flush=True)
+            continue
+        try:
+            done = read_result(run)
+            if done is not None and (done['status'] == 'ok' or not args.retry_failed):
+                print('    another runner finished it: skipped', flush=True)
+                continue
+            result = execute(run, study, first_seed=run.seed == study.seeds[0])
+            write_result(run, result)
+        finally:
+            release(run)
         status = result['status'] if result['status'] != 'ok' else ', '.join(
             f'{k} {v:.4g}' for k, v in result['metrics'].items())
         print(f'    {status} ({result["train_s"]:.0f} s training)'
