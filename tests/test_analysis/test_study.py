@@ -80,6 +80,8 @@ results_dir = {str(tmp_path / 'results')!r}
     page = page_tool.main([study, '--out', str(tmp_path / 'results.md')])
     assert '## tiny' in page and '(4 of 4 runs recorded)' in page
     assert table in page and '![tiny: seeds](results/seeds.png)' in page
+    assert '- broken seed 0: `' in page and 'depth' in page.split('- broken seed 0:')[1]
+    assert not osp.exists(str(tmp_path / 'work' / 'resnet' / 'seed0.claim'))
 
 
 def record(arm, seed, value, lr=None, status='ok'):

@@ -26,6 +26,16 @@ are of the project's 2-core CPU machines and include whatever else ran beside th
 '''
 
 
+def _cause(error: str) -> str:
+    """The error's last line (the exception and its message), cut to one readable line."""
+    last = [line.strip() for line in error.splitlines() if line.strip()][-1:] or ['?']
+    return '`' + (last[0][:200] + ('...' if len(last[0]) > 200 else '')) + '`'
+
+
+def _lr(lr: Optional[float]) -> str:
+    return '' if lr is None else f' lr {lr:g}'
+
+
 def section(path: str, out_dir: str) -> str:
     study = load_study(path)
     results = [r for r in (read_result(run) for run in plan(study)) if r is not None]
@@ -46,6 +56,11 @@ def section(path: str, out_dir: str) -> str:
         lines += [(f'Chosen on {study.split} (highest mean): ' if done else
                    f'Highest {study.split} mean so far (the study is not finished): ')
                   + f'{chosen}.', '']
+    failed = [r for r in results if r['status'] != 'ok']
+    if failed:
+        lines += ['Failed runs (kept; not in the means):', '']
+        lines += [f"- {r['arm']}{_lr(r['lr'])} seed {r['seed']}: {_cause(r.get('error', ''))}"
+                  for r in failed] + ['']
     lines += [f'![{study.name}: seeds]({figures}/seeds.png) '
               f'![{study.name}: cost]({figures}/cost.png)', '']
     return '\n'.join(lines)
