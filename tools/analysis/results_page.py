@@ -53,7 +53,8 @@ def section(path: str, out_dir: str) -> str:
     if study.lrs:
         chosen = ', '.join(f"{r['arm']} {r['lr']:g}" for r in rows if r['best'])
         done = len(results) == len(plan(study))
-        lines += [(f'Chosen on {study.split} (highest mean; a tie goes to the lower std): ' if done else
+        rule = 'highest mean; a tie goes to the lower std'
+        lines += [(f'Chosen on {study.split} ({rule}): ' if done else
                    f'Highest {study.split} mean so far (the study is not finished): ')
                   + f'{chosen}.', '']
     failed = [r for r in results if r['status'] != 'ok']
