@@ -2,6 +2,7 @@
 records that make a second invocation run nothing, failed runs kept as failed, and the
 summary's statistics."""
 import csv
+import glob
 import json
 import math
 import os
@@ -138,3 +139,19 @@ work_dir = {str(tmp_path / 'work')!r}
     assert claim(second)
     with open(second.work_dir + '.claim') as f:
         assert f.read() == str(os.getpid())
+
+
+@pytest.mark.parametrize('path', sorted(glob.glob(osp.join(REPO, 'configs/studies/*.py'))),
+                         ids=osp.basename)
+def test_every_arm_of_a_shipped_study_loads_and_builds_its_backbone(path):
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+    study = load_study(path)
+    runs = {run.arm: run for run in reversed(plan(study))}     # each arm's first run
+    assert set(runs) == set(study.arms)
+    for run in runs.values():
+        cfg = Config.fromfile(run.config)
+        cfg.merge_from_dict(run.options)
+        init_default_scope(cfg.default_scope)
+        backbone = MODELS.build(cfg.model.backbone)
+        assert sum(p.numel() for p in backbone.parameters()) > 0, run.arm
