@@ -231,12 +231,16 @@ def _welch(a: Sequence[float], b: Sequence[float]) -> tuple:
     return diff, se, float(ttest_ind(a, b, equal_var=False).pvalue)
 
 
+# Means closer than this are equal: metrics arrive as float32 (about 1e-5 apart at 100).
+TIE = 1e-4
+
+
 def summarise(study: Config, results: List[dict]) -> List[dict]:
     """One row per (arm, learning rate): n, failed, mean and std of the study's metric over
     seeds, the difference to the reference arm (its best learning rate) with its standard
     error and Welch's p, the arm's active GFLOPs and median wall time of its runs, and
-    whether it is the arm's best learning rate on this split: the highest mean, a tie (equal
-    to 1e-6) going to the lower std over seeds."""
+    whether it is the arm's best learning rate on this split: the highest mean, a tie (within
+    :data:`TIE`) going to the lower std over seeds."""
     key = f'{study.split}/{study.metric}'
     groups: Dict[tuple, List[dict]] = {}
     for r in results:
@@ -254,8 +258,9 @@ def summarise(study: Config, results: List[dict]) -> List[dict]:
     for arm in study.arms:
         mine = [r for r in rows if r['arm'] == arm and r['n']]
         if mine:
-            max(mine, key=lambda r: (round(r['mean'], 6),
-                                     -r['std'] if r['n'] > 1 else -math.inf))['best'] = True
+            top = max(r['mean'] for r in mine)
+            tied = [r for r in mine if top - r['mean'] <= TIE]
+            min(tied, key=lambda r: r['std'] if r['n'] > 1 else math.inf)['best'] = True
     ref = next((r for r in rows if r['arm'] == study.reference and r.get('best')), None)
     for row in rows:
         row.setdefault('best', False)

@@ -99,7 +99,7 @@ reference = 'a'
 split = 'test'
 metric = 'acc'
 '''))
-    tied = [record('a', s, v, lr=0.4) for s, v in enumerate([89.0, 91.0, 93.0])]
+    tied = [record('a', s, v, lr=0.4) for s, v in enumerate([89.0, 91.0, 93.00001])]
     results = [record('a', s, v, lr=0.1) for s, v in enumerate([90.0, 91.0, 92.0])]
     results += [record('a', s, v, lr=0.2) for s, v in enumerate([80.0, 81.0, 82.0])]
     results += [record('b', s, v) for s, v in enumerate([93.0, 94.0, 95.0])]
