@@ -7,7 +7,8 @@ A study is a small mmengine config (``configs/studies/*.py``)::
     description = 'What the study asks.'
     arms = dict(resnet=dict(config='configs/resnet_digits.py'),
                 pce_k1=dict(config='configs/pce_digits.py',
-                            options={'model.backbone.top_k': 1}))
+                            options={'model.backbone.top_k': 1},
+                            seeds=[0, 1, 2, 3, 4]))   # optional: this arm's own seeds
     reference = 'resnet'          # differences are taken to this arm
     seeds = [0, 1, 2]
     lrs = [0.025, 0.05, 0.1]      # optional: a grid over `lr_key`; else each config's own
@@ -76,9 +77,11 @@ def load_study(path: str) -> Config:
     if not cfg.get('arms'):
         raise KeyError(f'{path}: a study needs `arms`, a dict of name -> dict(config=...)')
     for name, arm in cfg.arms.items():
-        if 'config' not in arm or set(arm) - {'config', 'options', 'lrs'}:
+        if 'config' not in arm or set(arm) - {'config', 'options', 'lrs', 'seeds'}:
             raise KeyError(f'{path}: arm {name!r} takes `config` and optionally `options`, '
-                           f'`lrs`; got {sorted(arm)}')
+                           f'`lrs`, `seeds`; got {sorted(arm)}')
+        if 'seeds' in arm and not arm['seeds']:
+            raise ValueError(f'{path}: arm {name!r} has an empty `seeds`')
         if not osp.isfile(arm['config']):
             raise FileNotFoundError(f'{path}: arm {name!r} names {arm["config"]}, which '
                                     'does not exist')
@@ -109,8 +112,12 @@ def plan(study: Config) -> List[Run]:
     """Every (arm, learning rate, seed) of the study, seed by seed: a study stopped early
     has every arm on its first seeds."""
     runs = []
-    for seed in study.seeds:
+    all_seeds = sorted({s for arm in study.arms.values()
+                        for s in arm.get('seeds', study.seeds)})
+    for seed in all_seeds:
         for name, arm in study.arms.items():
+            if seed not in arm.get('seeds', study.seeds):
+                continue
             for lr in arm.get('lrs', study.lrs) or [None]:
                 options = {**study.options, **arm.get('options', {}),
                            'randomness.seed': seed}

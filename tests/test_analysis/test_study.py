@@ -141,6 +141,20 @@ work_dir = {str(tmp_path / 'work')!r}
         assert f.read() == str(os.getpid())
 
 
+def test_an_arm_may_run_more_seeds_than_the_study(tmp_path):
+    config = osp.join(REPO, 'configs/resnet_mnist.py')
+    path = write_study(str(tmp_path / 's.py'), f'''
+arms = dict(a=dict(config={config!r}), b=dict(config={config!r}, seeds=[0, 1, 2, 3]))
+seeds = [0, 1]
+metric = 'acc'
+''')
+    assert [(r.arm, r.seed) for r in plan(load_study(path))] == [
+        ('a', 0), ('b', 0), ('a', 1), ('b', 1), ('b', 2), ('b', 3)]
+    write_study(path, open(path).read().replace('seeds=[0, 1, 2, 3]', 'seeds=[]'))
+    with pytest.raises(ValueError, match="arm 'b' has an empty `seeds`"):
+        load_study(path)
+
+
 @pytest.mark.parametrize('path', sorted(glob.glob(osp.join(REPO, 'configs/studies/*.py'))),
                          ids=osp.basename)
 def test_every_arm_of_a_shipped_study_loads_and_builds_its_backbone(path):
