@@ -8,7 +8,8 @@ A study is a small mmengine config (``configs/studies/*.py``)::
     arms = dict(resnet=dict(config='configs/resnet_digits.py'),
                 pce_k1=dict(config='configs/pce_digits.py',
                             options={'model.backbone.top_k': 1},
-                            seeds=[0, 1, 2, 3, 4]))   # optional: this arm's own seeds
+                            seeds=[0, 1, 2, 3, 4],    # optional: this arm's own seeds
+                            reference='resnet'))      # optional: its own reference arm
     reference = 'resnet'          # differences are taken to this arm
     seeds = [0, 1, 2]
     lrs = [0.025, 0.05, 0.1]      # optional: a grid over `lr_key`; else each config's own
@@ -77,9 +78,13 @@ def load_study(path: str) -> Config:
     if not cfg.get('arms'):
         raise KeyError(f'{path}: a study needs `arms`, a dict of name -> dict(config=...)')
     for name, arm in cfg.arms.items():
-        if 'config' not in arm or set(arm) - {'config', 'options', 'lrs', 'seeds'}:
+        if 'config' not in arm or set(arm) - {'config', 'options', 'lrs', 'seeds',
+                                              'reference'}:
             raise KeyError(f'{path}: arm {name!r} takes `config` and optionally `options`, '
-                           f'`lrs`, `seeds`; got {sorted(arm)}')
+                           f'`lrs`, `seeds`, `reference`; got {sorted(arm)}')
+        if arm.get('reference', name) not in cfg.arms:
+            raise KeyError(f'{path}: arm {name!r} has reference {arm["reference"]!r}, which '
+                           f'is not an arm ({sorted(cfg.arms)})')
         if 'seeds' in arm and not arm['seeds']:
             raise ValueError(f'{path}: arm {name!r} has an empty `seeds`')
         if not osp.isfile(arm['config']):
@@ -234,8 +239,11 @@ def _welch(a: Sequence[float], b: Sequence[float]) -> tuple:
     se = math.sqrt(va + vb)
     if se == 0:
         return diff, 0.0, (1.0 if diff == 0 else 0.0)
-    from scipy.stats import ttest_ind
-    return diff, se, float(ttest_ind(a, b, equal_var=False).pvalue)
+    from scipy.stats import t
+    # Welch-Satterthwaite degrees of freedom (scipy's ttest_ind warns on seeds that score
+    # the same, which float32 metrics often do).
+    dof = se ** 4 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return diff, se, float(2 * t.sf(abs(diff) / se, dof))
 
 
 # Means closer than this are equal: metrics arrive as float32 (about 1e-5 apart at 100).
@@ -244,10 +252,10 @@ TIE = 1e-4
 
 def summarise(study: Config, results: List[dict]) -> List[dict]:
     """One row per (arm, learning rate): n, failed, mean and std of the study's metric over
-    seeds, the difference to the reference arm (its best learning rate) with its standard
-    error and Welch's p, the arm's active GFLOPs and median wall time of its runs, and
-    whether it is the arm's best learning rate on this split: the highest mean, a tie (within
-    :data:`TIE`) going to the lower std over seeds."""
+    seeds, the difference to its reference arm (the arm's own ``reference``, else the study's;
+    at its best learning rate) with its standard error and Welch's p, the arm's active GFLOPs
+    and median wall time of its runs, and whether it is the arm's best learning rate on this
+    split: the highest mean, a tie (within :data:`TIE`) going to the lower std over seeds."""
     key = f'{study.split}/{study.metric}'
     groups: Dict[tuple, List[dict]] = {}
     for r in results:
@@ -268,10 +276,12 @@ def summarise(study: Config, results: List[dict]) -> List[dict]:
             top = max(r['mean'] for r in mine)
             tied = [r for r in mine if top - r['mean'] <= TIE]
             min(tied, key=lambda r: r['std'] if r['n'] > 1 else math.inf)['best'] = True
-    ref = next((r for r in rows if r['arm'] == study.reference and r.get('best')), None)
+    best = {r['arm']: r for r in rows if r.get('best')}
     for row in rows:
         row.setdefault('best', False)
-        if ref is None or not row['n']:
+        row['reference'] = study.arms[row['arm']].get('reference', study.reference)
+        ref = best.get(row['reference'])
+        if ref is None or not row['n'] or ref is row:
             row.update(diff=math.nan, se=math.nan, p=math.nan)
         else:
             row['diff'], row['se'], row['p'] = _welch(row['values'], ref['values'])
@@ -292,21 +302,24 @@ def format_table(study: Config, rows: List[dict]) -> str:
     """The summary as a markdown table; a difference whose Welch p is above 0.05 is marked
     "within noise"."""
     with_lr = any(r['lr'] is not None for r in rows)
+    own_refs = any(r['reference'] != study.reference for r in rows)
     head = ['arm'] + (['lr'] if with_lr else []) + \
-        [f'{study.split} {study.metric}: mean ± std', 'n', f'vs {study.reference}',
+        [f'{study.split} {study.metric}: mean ± std', 'n',
+         'vs its reference' if own_refs else f'vs {study.reference}',
          'p', 'active GFLOPs', 'train s (median)']
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for r in rows:
-        name = f"**{r['arm']}**" if r['arm'] == study.reference and r['best'] else r['arm']
+        name = f"**{r['arm']}**" if r['arm'] == r['reference'] and r['best'] else r['arm']
         lr = ([('-' if r['lr'] is None else f"{r['lr']:g}") + (' (best)' if r['best'] else '')]
               if with_lr else [])
         n = f"{r['n']}" + (f" ({r['failed']} failed)" if r['failed'] else '')
-        if r['arm'] == study.reference and r['best']:
+        if r['arm'] == r['reference'] and r['best']:
             diff, p = '', ''
         elif math.isnan(r['diff']):
             diff, p = '-', '-'
         else:
-            diff = f"{r['diff']:+.2f} ± {_fmt(r['se'])}"
+            diff = f"{r['diff']:+.2f} ± {_fmt(r['se'])}" + \
+                (f" (vs {r['reference']})" if own_refs else '')
             p = _fmt(r['p'], 3) + (' (within noise)' if r['p'] > 0.05 else '')
         lines.append('| ' + ' | '.join(
             [name] + lr + [f"{_fmt(r['mean'])} ± {_fmt(r['std'])}", n, diff, p,

@@ -117,7 +117,15 @@ metric = 'acc'
     close = summarise(study, results[:3] + [record('b', s, v)
                                             for s, v in enumerate([90.5, 92.0, 91.2])])
     table = format_table(study, close)
-    assert 'within noise' in table and '| **a** |' in table
+    assert 'within noise' in table and '| **a** |' in table and '| vs a |' in table
+
+    # An arm with its own reference is compared with that arm, named in its cell.
+    study.arms['c'] = dict(config=study.arms['b']['config'], reference='b')
+    c = [record('c', s, v) for s, v in enumerate([95.0, 96.0, 97.0])]
+    rows = {r['arm']: r for r in summarise(study, results + c)}
+    assert (rows['c']['diff'], rows['b']['diff']) == (2.0, 3.0)
+    table = format_table(study, list(rows.values()))
+    assert '| vs its reference |' in table and '+2.00 ± 0.82 (vs b)' in table
 
 
 def test_runners_sharing_a_study_take_each_run_once_and_free_a_dead_runners_run(tmp_path):
@@ -152,6 +160,9 @@ metric = 'acc'
         ('a', 0), ('b', 0), ('a', 1), ('b', 1), ('b', 2), ('b', 3)]
     write_study(path, open(path).read().replace('seeds=[0, 1, 2, 3]', 'seeds=[]'))
     with pytest.raises(ValueError, match="arm 'b' has an empty `seeds`"):
+        load_study(path)
+    write_study(path, open(path).read().replace('seeds=[]', "reference='z'"))
+    with pytest.raises(KeyError, match="arm 'b' has reference 'z', which is not an arm"):
         load_study(path)
 
 
