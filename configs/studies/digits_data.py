@@ -35,3 +35,9 @@ split = 'test'
 metric = 'accuracy/top1'
 input_shape = (1, 28, 28)
 options = {'default_hooks.checkpoint.max_keep_ckpts': 1}
+# results_page.py: test top-1 against training digits, the whole set from digits.py.
+curve = dict(x_label='training digits', series={
+    name: [(270, f'{arm}_quarter'), (540, f'{arm}_half'), (1079, f'digits:{arm}')]
+    for name, arm in (('ResNet', 'resnet'), ('PCE', 'pce'),
+                      ('PCE, one static expert (phase 1 only)', 'pce_phase1_only'),
+                      ('PCE, k = 1', 'pce_k1'))})

@@ -18,6 +18,10 @@ A study is a small mmengine config (``configs/studies/*.py``)::
     options = {...}               # --cfg-options of every run (e.g. a shorter schedule)
     test_options = {...}          # --cfg-options of the evaluation only
     input_shape = (1, 28, 28)     # of the image the active FLOPs are counted on
+    # optional: results_page.py draws each series' metric against x; 'STUDY:ARM' is an arm
+    # of another study beside this file (configs/studies/STUDY.py)
+    curve = dict(x_label='training digits',
+                 series=dict(ResNet=[(270, 'resnet'), (1079, 'digits:resnet')]))
 
 Names starting with ``_`` are the file's own helpers and are ignored.
 
@@ -43,7 +47,7 @@ SPLITS = ('val', 'test')
 DEFAULTS = dict(description='', reference=None, seeds=[0, 1, 2], lrs=None,
                 lr_key='optim_wrapper.optimizer.lr', split='val', metric=None,
                 options={}, test_options={}, input_shape=(3, 224, 224), work_dir=None,
-                results_dir=None, keep_checkpoints='first')
+                results_dir=None, keep_checkpoints='first', curve=None)
 
 
 class Run(NamedTuple):
@@ -110,6 +114,12 @@ def load_study(path: str) -> Config:
                          f'got {cfg.keep_checkpoints!r}')
     if not cfg.seeds:
         raise ValueError(f'{path}: seeds is empty')
+    if cfg.curve is not None:
+        points = [p for series in cfg.curve.get('series', {}).values() for p in series]
+        if set(cfg.curve) != {'x_label', 'series'} or not points or any(
+                len(p) != 2 or (':' not in p[1] and p[1] not in cfg.arms) for p in points):
+            raise ValueError(f"{path}: curve takes x_label and series (name -> [(x, arm or "
+                             f"'STUDY:ARM'), ...]) naming arms; got {cfg.curve}")
     return cfg
 
 

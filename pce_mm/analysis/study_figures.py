@@ -1,14 +1,14 @@
 """Figures of a study's summary (matplotlib, written as PNG): every seed and mean ± std per
-arm, and the metric against what each arm costs."""
+arm, the metric against what each arm costs, and a study's curve."""
 import math
-from typing import List
+from typing import Dict, List, Tuple
 
 import matplotlib
 
 matplotlib.use('Agg')  # files only; no display on training machines
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ['draw_seeds', 'draw_cost']
+__all__ = ['draw_seeds', 'draw_cost', 'draw_curve']
 
 
 def _label(row: dict) -> str:
@@ -57,6 +57,33 @@ def draw_cost(rows: List[dict], metric: str, path: str) -> None:
         ax.set_xlabel(name)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(metric)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def draw_curve(series: Dict[str, List[Tuple[float, dict]]], x_label: str, metric: str,
+               path: str) -> None:
+    """Per series, the metric (mean ± std over seeds) of its arms against their x, on a
+    log x axis (x is a size: training samples, experts)."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.0))
+    for i, (name, points) in enumerate(series.items()):
+        points = sorted(((x, row) for x, row in points if row is not None and row['n']),
+                        key=lambda p: p[0])
+        if not points:
+            continue
+        dodge = 1 + 0.015 * (i - (len(series) - 1) / 2)   # keeps error bars apart
+        ax.errorbar([x * dodge for x, _ in points], [r['mean'] for _, r in points],
+                    yerr=[0.0 if math.isnan(r['std']) else r['std'] for _, r in points],
+                    fmt='o-', color=f'C{i % 10}', capsize=3, label=name)
+    ax.set_xscale('log')
+    xs = sorted({x for points in series.values() for x, _ in points})
+    ax.set_xticks(xs, [f'{x:g}' for x in xs])
+    ax.minorticks_off()
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -11,8 +11,8 @@ import os.path as osp
 import pytest
 from helpers import REPO, load_tool
 
-from pce_mm.analysis.study import (claim, format_table, load_study, plan, release,
-                                   summarise)
+from pce_mm.analysis.study import (claim, format_table, load_study, plan, read_result,
+                                   release, summarise)
 from pce_mm.datasets.synthetic import write_mnist
 
 TINY_OPTIONS = {'train_dataloader.batch_size': 8, 'train_dataloader.num_workers': 0,
@@ -42,6 +42,8 @@ input_shape = (1, 28, 28)
 options = {{**{TINY_OPTIONS!r}, 'data_root': {data!r}}}
 work_dir = {str(tmp_path / 'work')!r}
 results_dir = {str(tmp_path / 'results')!r}
+curve = dict(x_label='size', series=dict(R=[(1, 'resnet'), (2, 'tiny:resnet')],
+                                         B=[(1, 'broken')]))
 ''')
     tool = load_tool('tools/analysis/study.py')
     rows = tool.main([study])
@@ -81,6 +83,12 @@ results_dir = {str(tmp_path / 'results')!r}
     page = page_tool.main([study, '--out', str(tmp_path / 'results.md')])
     assert '## tiny' in page and '(4 of 4 runs recorded)' in page
     assert table in page and '![tiny: seeds](results/seeds.png)' in page
+    assert '![tiny: curve](results/curve.png)' in page
+    assert osp.getsize(osp.join(results, 'curve.png')) > 0
+    series = page_tool.curve_points(load_study(study), study, summarise(
+        load_study(study), [read_result(r) for r in plan(load_study(study))]))
+    assert [x for x, _ in series['R']] == [1, 2] and series['R'][1][1]['n'] == 2
+    assert series['B'] == [(1, None)]            # its runs failed: no point, no error
     assert '- broken seed 0: `' in page and 'depth' in page.split('- broken seed 0:')[1]
     assert not osp.exists(str(tmp_path / 'work' / 'resnet' / 'seed0.claim'))
 
@@ -163,6 +171,10 @@ metric = 'acc'
         load_study(path)
     write_study(path, open(path).read().replace('seeds=[]', "reference='z'"))
     with pytest.raises(KeyError, match="arm 'b' has reference 'z', which is not an arm"):
+        load_study(path)
+    write_study(path, open(path).read().replace("reference='z'", '') +
+                "curve = dict(x_label='n', series=dict(A=[(1, 'z')]))\n")
+    with pytest.raises(ValueError, match='curve takes x_label and series'):
         load_study(path)
 
 

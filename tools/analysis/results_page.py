@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import pce_mm  # noqa: F401  (compat fixes and registration)
 from pce_mm.analysis.study import format_table, load_study, plan, read_result, summarise
-from pce_mm.analysis.study_figures import draw_cost, draw_seeds
+from pce_mm.analysis.study_figures import draw_cost, draw_curve, draw_seeds
 
 HEADER = '''# Results
 
@@ -34,6 +34,31 @@ def _cause(error: str) -> str:
 
 def _lr(lr: Optional[float]) -> str:
     return '' if lr is None else f' lr {lr:g}'
+
+
+def _rows(study) -> List[dict]:
+    return summarise(study, [r for r in (read_result(run) for run in plan(study))
+                             if r is not None])
+
+
+def curve_points(study, path: str, rows: List[dict]) -> dict:
+    """The study's curve: per series, ``(x, row)`` of each point's arm at its best learning
+    rate (None where it has no runs yet); ``STUDY:ARM`` is read from the study beside it."""
+    best = {('', r['arm']): r for r in rows if r['best']}
+    series = {}
+    for name, points in study.curve['series'].items():
+        series[name] = []
+        for x, ref in points:
+            other, _, arm = ref.rpartition(':')
+            if other and (other, arm) not in best:
+                there = load_study(osp.join(osp.dirname(path), other + '.py'))
+                if (there.split, there.metric) != (study.split, study.metric):
+                    raise ValueError(f'{path}: curve point {ref!r} scores '
+                                     f'{there.split} {there.metric}, not {study.split} '
+                                     f'{study.metric}')
+                best.update({(other, r['arm']): r for r in _rows(there) if r['best']})
+            series[name].append((x, best.get((other, arm))))
+    return series
 
 
 def section(path: str, out_dir: str) -> str:
@@ -64,6 +89,10 @@ def section(path: str, out_dir: str) -> str:
                   for r in failed] + ['']
     lines += [f'![{study.name}: seeds]({figures}/seeds.png) '
               f'![{study.name}: cost]({figures}/cost.png)', '']
+    if study.curve:
+        draw_curve(curve_points(study, path, rows), study.curve['x_label'], label,
+                   osp.join(study.results_dir, 'curve.png'))
+        lines += [f'![{study.name}: curve]({figures}/curve.png)', '']
     return '\n'.join(lines)
 
 
