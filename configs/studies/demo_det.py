@@ -1,6 +1,7 @@
 # What each part of PCE buys on the demo detection set: the tuned twins (BN and GN), PCE kept
 # in phase 1, k = 1, no position, no context, three seeds each, scored on 400 test images.
-# Data first:
+# Each arm is compared with the arm it changes one thing of (as in digits.py).
+# The GN arms take the learning rate demo_det_lr.py chose for them, as an option. Data first:
 #   python tools/misc/make_demo_voc.py data/demo400/VOCdevkit --train 128 --test 400 --val 40
 description = ('Faster R-CNN on the demo (128 training images, 192 iterations, batch 2, '
                '320x256; PCE: phase 1 = iterations 1-64), VOC mAP on 400 test images.')
@@ -9,13 +10,17 @@ _gn = {'model.backbone.norm_cfg.type': 'GN'}
 arms = dict(
     resnet=dict(config='configs/demo/resnet_frcnn_demo.py'),
     pce=dict(config=_pce),
-    pce_phase1_only=dict(config=_pce, options={'model.backbone.phase_cfg.warmup_epochs': 3}),
-    pce_k1=dict(config=_pce, options={'model.backbone.top_k': 1}),
-    pce_no_position=dict(config=_pce, options={'model.backbone.router_cfg.position': False}),
-    pce_no_context=dict(config=_pce, options={'model.backbone.context': 'none'}),
+    pce_phase1_only=dict(config=_pce, options={'model.backbone.phase_cfg.warmup_epochs': 3},
+                         reference='pce'),
+    pce_k1=dict(config=_pce, options={'model.backbone.top_k': 1}, reference='pce_phase1_only'),
+    pce_no_position=dict(config=_pce, options={'model.backbone.router_cfg.position': False},
+                         reference='pce'),
+    pce_no_context=dict(config=_pce, options={'model.backbone.context': 'none'},
+                        reference='pce'),
     resnet_gn=dict(config='configs/demo/resnet_frcnn_demo.py',
                    options={**_gn, 'model.backbone.norm_cfg.num_groups': 32}),
-    pce_gn=dict(config=_pce, options={**_gn, 'model.backbone.norm_cfg.num_groups': 16}))
+    pce_gn=dict(config=_pce, options={**_gn, 'model.backbone.norm_cfg.num_groups': 16},
+                reference='resnet_gn'))
 reference = 'resnet'
 seeds = [0, 1, 2]
 split = 'test'

@@ -7,7 +7,8 @@ _pce = 'configs/demo/pce_upernet_demo.py'
 arms = dict(
     resnet=dict(config='configs/demo/resnet_upernet_demo.py'),
     pce=dict(config=_pce),
-    pce_phase1_only=dict(config=_pce, options={'model.backbone.phase_cfg.warmup_iters': 192}))
+    pce_phase1_only=dict(config=_pce, options={'model.backbone.phase_cfg.warmup_iters': 192},
+                         reference='pce'))
 reference = 'resnet'
 seeds = [0, 1, 2]
 split = 'test'
