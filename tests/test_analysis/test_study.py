@@ -89,6 +89,10 @@ curve = dict(x_label='size', series=dict(R=[(1, 'resnet'), (2, 'tiny:resnet')],
         load_study(study), [read_result(r) for r in plan(load_study(study))]))
     assert [x for x, _ in series['R']] == [1, 2] and series['R'][1][1]['n'] == 2
     assert series['B'] == [(1, None)]            # its runs failed: no point, no error
+    wrong = write_study(str(tmp_path / 'wrong.py'), open(study).read().replace(
+        "(2, 'tiny:resnet')", "(2, 'tiny:nope')"))
+    with pytest.raises(KeyError, match="curve point 'tiny:nope': tiny has no arm 'nope'"):
+        page_tool.curve_points(load_study(wrong), wrong, [])
     assert '- broken seed 0: `' in page and 'depth' in page.split('- broken seed 0:')[1]
     assert not osp.exists(str(tmp_path / 'work' / 'resnet' / 'seed0.claim'))
 

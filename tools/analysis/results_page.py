@@ -53,6 +53,8 @@ def curve_points(study, path: str, rows: List[dict]) -> dict:
             other, _, arm = ref.rpartition(':')
             if other and (other, arm) not in best:
                 there = load_study(osp.join(osp.dirname(path), other + '.py'))
+                if arm not in there.arms:
+                    raise KeyError(f'{path}: curve point {ref!r}: {other} has no arm {arm!r}')
                 if (there.split, there.metric) != (study.split, study.metric):
                     raise ValueError(f'{path}: curve point {ref!r} scores '
                                      f'{there.split} {there.metric}, not {study.split} '
