@@ -30,6 +30,10 @@ arms = dict(
     pce_warmup_all=dict(config=_pce, options={'model.backbone.phase_cfg.warmup_experts': 'all'},
                         reference='pce'),
     pce_lite=dict(config='configs/pce_digits_lite.py', seeds=_five),
+    # The narrow PCE kept in phase 1: what routing buys at 0.55x ResNet's FLOPs.
+    pce_lite_phase1_only=dict(config='configs/pce_digits_lite.py', seeds=_five,
+                              options={'model.backbone.phase_cfg.warmup_epochs': 8},
+                              reference='pce_lite'),
 )
 reference = 'resnet'
 seeds = [0, 1, 2]
