@@ -313,6 +313,8 @@ def format_table(study: Config, rows: List[dict]) -> str:
     "within noise"."""
     with_lr = any(r['lr'] is not None for r in rows)
     own_refs = any(r['reference'] != study.reference for r in rows)
+    # Metrics on a 0-1 scale (mAP) need a third decimal; percentages (top-1, mIoU) do not.
+    digits = 3 if all(abs(r['mean']) <= 1 for r in rows if r['n']) else 2
     head = ['arm'] + (['lr'] if with_lr else []) + \
         [f'{study.split} {study.metric}: mean ± std', 'n',
          'vs its reference' if own_refs else f'vs {study.reference}',
@@ -328,10 +330,11 @@ def format_table(study: Config, rows: List[dict]) -> str:
         elif math.isnan(r['diff']):
             diff, p = '-', '-'
         else:
-            diff = f"{r['diff']:+.2f} ± {_fmt(r['se'])}" + \
+            diff = f"{r['diff']:+.{digits}f} ± {_fmt(r['se'], digits)}" + \
                 (f" (vs {r['reference']})" if own_refs else '')
             p = _fmt(r['p'], 3) + (' (within noise)' if r['p'] > 0.05 else '')
+        spread = f"{_fmt(r['mean'], digits)} ± {_fmt(r['std'], digits)}"
         lines.append('| ' + ' | '.join(
-            [name] + lr + [f"{_fmt(r['mean'])} ± {_fmt(r['std'])}", n, diff, p,
-                           _fmt(r['gflops'], 3), _fmt(r['train_s'], 0)]) + ' |')
+            [name] + lr + [spread, n, diff, p, _fmt(r['gflops'], 3),
+                           _fmt(r['train_s'], 0)]) + ' |')
     return '\n'.join(lines)

@@ -138,6 +138,10 @@ metric = 'acc'
     assert (rows['c']['diff'], rows['b']['diff']) == (2.0, 3.0)
     table = format_table(study, list(rows.values()))
     assert '| vs its reference |' in table and '+2.00 ± 0.82 (vs b)' in table
+    # A metric on a 0-1 scale (mAP) keeps three decimals.
+    small = [dict(r, metrics={'test/acc': r['metrics']['test/acc'] / 100}) if r['metrics']
+             else r for r in results]
+    assert '| 0.910 ± 0.010 |' in format_table(study, summarise(study, small))
 
 
 def test_runners_sharing_a_study_take_each_run_once_and_free_a_dead_runners_run(tmp_path):
