@@ -37,21 +37,21 @@ def _lr(lr: Optional[float]) -> str:
     return '' if lr is None else f' lr {lr:g}'
 
 
-def _rows(study) -> List[dict]:
-    return summarise(study, [r for r in (read_result(run) for run in plan(study))
-                             if r is not None])
+def _results(study) -> List[dict]:
+    return [r for r in (read_result(run) for run in plan(study)) if r is not None]
 
 
 def curve_points(study, path: str, rows: List[dict]) -> dict:
     """The study's curve: per series, ``(x, row)`` of each point's arm at its best learning
     rate (None where it has no runs yet); ``STUDY:ARM`` is read from the study beside it."""
     best = {('', r['arm']): r for r in rows if r['best']}
+    loaded = {''}
     series = {}
     for name, points in study.curve['series'].items():
         series[name] = []
         for x, ref in points:
             other, _, arm = ref.rpartition(':')
-            if other and (other, arm) not in best:
+            if other not in loaded:
                 there = load_study(osp.join(osp.dirname(path), other + '.py'))
                 if arm not in there.arms:
                     raise KeyError(f'{path}: curve point {ref!r}: {other} has no arm {arm!r}')
@@ -59,14 +59,16 @@ def curve_points(study, path: str, rows: List[dict]) -> dict:
                     raise ValueError(f'{path}: curve point {ref!r} scores '
                                      f'{there.split} {there.metric}, not {study.split} '
                                      f'{study.metric}')
-                best.update({(other, r['arm']): r for r in _rows(there) if r['best']})
+                best.update({(other, r['arm']): r
+                             for r in summarise(there, _results(there)) if r['best']})
+                loaded.add(other)
             series[name].append((x, best.get((other, arm))))
     return series
 
 
 def section(path: str, out_dir: str) -> str:
     study = load_study(path)
-    results = [r for r in (read_result(run) for run in plan(study)) if r is not None]
+    results = _results(study)
     lines = [f'## {study.name}', '', study.description, '',
              f'`python tools/analysis/study.py {osp.relpath(path)}` '
              f'({len(results)} of {len(plan(study))} runs recorded)', '']
