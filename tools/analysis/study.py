@@ -173,11 +173,12 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     print(f'study {study.name}: {len(runs)} runs, {len(runs) - len(todo)} finished or '
           f'skipped, {len(todo)} to run; results in {study.results_dir}')
     os.makedirs(study.results_dir, exist_ok=True)
-    start = time.perf_counter()
+    start, ran = time.perf_counter(), 0
     for i, run in enumerate(todo):
         lr = '' if run.lr is None else f' lr={run.lr:g}'
         elapsed = time.perf_counter() - start
-        left = f', about {_clock(elapsed / i * (len(todo) - i))} left' if i else ''
+        # runs another runner took cost this one nothing: the pace is of the runs run here
+        left = f', about {_clock(elapsed / ran * (len(todo) - i))} left' if ran else ''
         print(f'[{i + 1}/{len(todo)}] {run.arm}{lr} seed={run.seed} '
               f'({_clock(elapsed)} so far{left})', flush=True)
         if args.dry_run:
@@ -193,6 +194,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
                 continue
             result = execute(run, study, first_seed=run.seed == study.seeds[0])
             write_result(run, result)
+            ran += 1
         finally:
             release(run)
         status = result['status'] if result['status'] != 'ok' else ', '.join(
