@@ -1,8 +1,9 @@
 # UperNet on the demo's masks: the tuned twins and PCE kept in phase 1, three seeds each,
 # mmseg's mIoU on 400 test images. Data first:
 #   python tools/misc/make_demo_voc.py data/demo400/VOCdevkit --train 128 --test 400 --val 40
-description = ('UperNet on the demo (128 training images, 192 iterations, batch 4, 256x256 '
-               'crops; PCE: phase 1 = iterations 1-64), mIoU on 400 test images.')
+description = ('UperNet (128-channel head) on the demo (128 training images, 192 iterations, '
+               'batch 4, 256x256 crops; PCE: phase 1 = iterations 1-64), mIoU on 400 test '
+               'images.')
 _pce = 'configs/demo/pce_upernet_demo.py'
 arms = dict(
     resnet=dict(config='configs/demo/resnet_upernet_demo.py'),

@@ -1,8 +1,8 @@
 # The segmentation twins' learning rates on the demo (configs/demo/*_upernet_demo.py), chosen
 # on its 40 validation images (VOC2012 val). Data first:
 #   python tools/misc/make_demo_voc.py data/demo400/VOCdevkit --train 128 --test 400 --val 40
-description = ('Learning rate of each UperNet twin on the demo, chosen on 40 validation '
-               'images (192 iterations, batch 4, 256x256 crops).')
+description = ('Learning rate of each UperNet twin (128-channel head) on the demo, chosen on '
+               '40 validation images (192 iterations, batch 4, 256x256 crops).')
 arms = dict(resnet=dict(config='configs/demo/resnet_upernet_demo.py'),
             pce=dict(config='configs/demo/pce_upernet_demo.py'))
 reference = 'resnet'
