@@ -1,4 +1,4 @@
-# UperNet on the demo's masks: the tuned twins and PCE kept in phase 1, three seeds each,
+# UperNet on the demo's masks: the tuned twins and PCE kept in phase 1, five seeds each,
 # mmseg's mIoU on 400 test images. Data first:
 #   python tools/misc/make_demo_voc.py data/demo400/VOCdevkit --train 128 --test 400 --val 40
 description = ('UperNet (128-channel head) on the demo (128 training images, 192 iterations, '
@@ -11,7 +11,9 @@ arms = dict(
     pce_phase1_only=dict(config=_pce, options={'model.backbone.phase_cfg.warmup_iters': 192},
                          reference='pce'))
 reference = 'resnet'
-seeds = [0, 1, 2]
+# Seeds 3 and 4 joined on 2026-12-07: with three, every arm's spread (std 3.7-4.6 mIoU)
+# overlapped the others' means.
+seeds = [0, 1, 2, 3, 4]
 split = 'test'
 metric = 'mIoU'
 input_shape = (3, 256, 256)
