@@ -256,6 +256,24 @@ def _welch(a: Sequence[float], b: Sequence[float]) -> tuple:
     return diff, se, float(2 * t.sf(abs(diff) / se, dof))
 
 
+def _paired(a: Dict[int, float], b: Dict[int, float]) -> tuple:
+    """``(seeds where a scored higher, seeds both have, two-sided p of the paired t-test)`` over
+    the seeds both arms ran; ``nan`` p under two shared seeds. The runs of a seed share the
+    data order (and, within one network, the initialisation), so pairing removes that part
+    of the seeds' spread."""
+    seeds = sorted(set(a) & set(b))
+    diffs = [a[s] - b[s] for s in seeds]
+    higher = sum(d > TIE for d in diffs)
+    if len(diffs) < 2:
+        return higher, len(diffs), math.nan
+    mean, sd = statistics.fmean(diffs), statistics.stdev(diffs)
+    if sd == 0:
+        return higher, len(diffs), 1.0 if abs(mean) <= TIE else 0.0
+    from scipy.stats import t
+    return higher, len(diffs), float(2 * t.sf(abs(mean) / (sd / math.sqrt(len(diffs))),
+                                              len(diffs) - 1))
+
+
 # Means closer than this are equal: metrics arrive as float32 (about 1e-5 apart at 100).
 TIE = 1e-4
 
@@ -263,7 +281,8 @@ TIE = 1e-4
 def summarise(study: Config, results: List[dict]) -> List[dict]:
     """One row per (arm, learning rate): n, failed, mean and std of the study's metric over
     seeds, the difference to its reference arm (the arm's own ``reference``, else the study's;
-    at its best learning rate) with its standard error and Welch's p, the arm's active GFLOPs
+    at its best learning rate) with its standard error and Welch's p, over the seeds both ran:
+    in how many the arm scored higher and the paired t-test's p, the arm's active GFLOPs
     and median wall time of its runs, and whether it is the arm's best learning rate on this
     split: the highest mean, a tie (within :data:`TIE`) going to the lower std over seeds."""
     key = f'{study.split}/{study.metric}'
@@ -276,6 +295,7 @@ def summarise(study: Config, results: List[dict]) -> List[dict]:
         values = [r['metrics'][key] for r in ok]
         rows.append(dict(
             arm=arm, lr=lr, n=len(values), failed=len(runs) - len(ok), values=values,
+            by_seed={r['seed']: r['metrics'][key] for r in ok},
             mean=statistics.fmean(values) if values else math.nan,
             std=statistics.stdev(values) if len(values) > 1 else math.nan,
             gflops=_median([r.get('gflops') for r in ok]),
@@ -292,9 +312,12 @@ def summarise(study: Config, results: List[dict]) -> List[dict]:
         row['reference'] = study.arms[row['arm']].get('reference', study.reference)
         ref = best.get(row['reference'])
         if ref is None or not row['n'] or ref is row:
-            row.update(diff=math.nan, se=math.nan, p=math.nan)
+            row.update(diff=math.nan, se=math.nan, p=math.nan, higher=math.nan,
+                       shared=math.nan, p_paired=math.nan)
         else:
             row['diff'], row['se'], row['p'] = _welch(row['values'], ref['values'])
+            row['higher'], row['shared'], row['p_paired'] = _paired(row['by_seed'],
+                                                                    ref['by_seed'])
     return rows
 
 
@@ -310,7 +333,8 @@ def _fmt(value: float, digits: int = 2) -> str:
 
 def format_table(study: Config, rows: List[dict]) -> str:
     """The summary as a markdown table; a difference whose Welch p is above 0.05 is marked
-    "within noise"."""
+    "within noise". The seeds column counts those where the arm scored above its reference,
+    of the seeds both ran, beside the paired t-test's p over them."""
     with_lr = any(r['lr'] is not None for r in rows)
     own_refs = any(r['reference'] != study.reference for r in rows)
     # Metrics on a 0-1 scale (mAP) need a third decimal; percentages (top-1, mIoU) do not.
@@ -318,7 +342,7 @@ def format_table(study: Config, rows: List[dict]) -> str:
     head = ['arm'] + (['lr'] if with_lr else []) + \
         [f'{study.split} {study.metric}: mean ± std', 'n',
          'vs its reference' if own_refs else f'vs {study.reference}',
-         'p', 'active GFLOPs', 'train s (median)']
+         'p', 'higher in (seeds)', 'paired p', 'active GFLOPs', 'train s (median)']
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for r in rows:
         name = f"**{r['arm']}**" if r['arm'] == r['reference'] and r['best'] else r['arm']
@@ -326,15 +350,17 @@ def format_table(study: Config, rows: List[dict]) -> str:
               if with_lr else [])
         n = f"{r['n']}" + (f" ({r['failed']} failed)" if r['failed'] else '')
         if r['arm'] == r['reference'] and r['best']:
-            diff, p = '', ''
+            diff, p, higher, paired = '', '', '', ''
         elif math.isnan(r['diff']):
-            diff, p = '-', '-'
+            diff, p, higher, paired = '-', '-', '-', '-'
         else:
+            higher = f"{r['higher']} of {r['shared']}"
+            paired = _fmt(r['p_paired'], 3)
             diff = f"{r['diff']:+.{digits}f} ± {_fmt(r['se'], digits)}" + \
                 (f" (vs {r['reference']})" if own_refs else '')
             p = _fmt(r['p'], 3) + (' (within noise)' if r['p'] > 0.05 else '')
         spread = f"{_fmt(r['mean'], digits)} ± {_fmt(r['std'], digits)}"
         lines.append('| ' + ' | '.join(
-            [name] + lr + [spread, n, diff, p, _fmt(r['gflops'], 3),
+            [name] + lr + [spread, n, diff, p, higher, paired, _fmt(r['gflops'], 3),
                            _fmt(r['train_s'], 0)]) + ' |')
     return '\n'.join(lines)

@@ -126,10 +126,18 @@ metric = 'acc'
     # Welch: difference 3, standard error sqrt(1/3 + 1/3); t = 3.67 on 4 df, p = 0.021.
     assert b['diff'] == 3.0 and b['se'] == pytest.approx(math.sqrt(2 / 3))
     assert b['p'] == pytest.approx(0.0213, abs=1e-3)
+    # Paired over seeds: b led in all three by exactly 3, so the paired p is 0.
+    assert (b['higher'], b['shared'], b['p_paired']) == (3, 3, 0.0)
     close = summarise(study, results[:3] + [record('b', s, v)
-                                            for s, v in enumerate([90.5, 92.0, 91.2])])
+                                            for s, v in enumerate([90.5, 92.0, 91.2, 99.0])])
     table = format_table(study, close)
     assert 'within noise' in table and '| **a** |' in table and '| vs a |' in table
+    # Seed 3 has no partner in a; over seeds 0-2 the differences 0.5, 1.0, -0.8 give
+    # scipy.stats.ttest_rel's p = 0.706.
+    b = next(r for r in close if r['arm'] == 'b')
+    assert (b['higher'], b['shared']) == (2, 3)
+    assert b['p_paired'] == pytest.approx(0.7060, abs=1e-4)
+    assert '| 2 of 3 | 0.706 |' in table
 
     # An arm with its own reference is compared with that arm, named in its cell.
     study.arms['c'] = dict(config=study.arms['b']['config'], reference='b')

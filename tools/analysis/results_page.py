@@ -22,7 +22,9 @@ an ordinary `tools/train.py` + `tools/test.py`, its commands in its record under
 `docs/results/<study>/runs/`). Settings are chosen on validation splits (`split = val`
 studies); the test splits are read only by the final studies. Each arm is compared with its
 reference arm (named in the cell where a study has several): the difference of means, its
-standard error and Welch's two-sided p over seeds; "within noise" marks p > 0.05. Wall times
+standard error and Welch's two-sided p over seeds ("within noise" marks p > 0.05), then, over
+the seeds both ran, in how many the arm scored higher and the paired t-test's p (a seed's runs
+share the data order, and within one network its initialisation). Wall times
 are of the project's 2-core CPU machines and include whatever else ran beside them.
 '''
 

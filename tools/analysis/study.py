@@ -134,8 +134,8 @@ def write_outputs(study, runs: List[Run]) -> List[dict]:
                              r.get('test_s'), r.get('gflops')]
                             + [r['metrics'].get(k) for k in metric_keys])
     rows = summarise(study, results)
-    fields = ['arm', 'lr', 'n', 'failed', 'mean', 'std', 'diff', 'se', 'p', 'best',
-              'gflops', 'train_s']
+    fields = ['arm', 'lr', 'n', 'failed', 'mean', 'std', 'diff', 'se', 'p', 'higher', 'shared',
+              'p_paired', 'best', 'gflops', 'train_s']
     with open(osp.join(study.results_dir, 'summary.csv'), 'w', newline='') as f:
         writer = csv.DictWriter(f, fields, extrasaction='ignore')
         writer.writeheader()
