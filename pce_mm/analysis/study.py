@@ -331,6 +331,10 @@ def _fmt(value: float, digits: int = 2) -> str:
         else f'{value:.{digits}f}'
 
 
+def _fmt_p(p: float) -> str:
+    return '< 0.001' if p < 0.001 else _fmt(p, 3)
+
+
 def format_table(study: Config, rows: List[dict]) -> str:
     """The summary as a markdown table; a difference whose Welch p is above 0.05 is marked
     "within noise". The seeds column counts those where the arm scored above its reference,
@@ -355,10 +359,10 @@ def format_table(study: Config, rows: List[dict]) -> str:
             diff, p, higher, paired = '-', '-', '-', '-'
         else:
             higher = f"{r['higher']} of {r['shared']}"
-            paired = _fmt(r['p_paired'], 3)
+            paired = _fmt_p(r['p_paired'])
             diff = f"{r['diff']:+.{digits}f} ± {_fmt(r['se'], digits)}" + \
                 (f" (vs {r['reference']})" if own_refs else '')
-            p = _fmt(r['p'], 3) + (' (within noise)' if r['p'] > 0.05 else '')
+            p = _fmt_p(r['p']) + (' (within noise)' if r['p'] > 0.05 else '')
         spread = f"{_fmt(r['mean'], digits)} ± {_fmt(r['std'], digits)}"
         lines.append('| ' + ' | '.join(
             [name] + lr + [spread, n, diff, p, higher, paired, _fmt(r['gflops'], 3),

@@ -128,6 +128,7 @@ metric = 'acc'
     assert b['p'] == pytest.approx(0.0213, abs=1e-3)
     # Paired over seeds: b led in all three by exactly 3, so the paired p is 0.
     assert (b['higher'], b['shared'], b['p_paired']) == (3, 3, 0.0)
+    assert '| 3 of 3 | < 0.001 |' in format_table(study, list(rows.values()))
     close = summarise(study, results[:3] + [record('b', s, v)
                                             for s, v in enumerate([90.5, 92.0, 91.2, 99.0])])
     table = format_table(study, close)
